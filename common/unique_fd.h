@@ -1,0 +1,41 @@
+// UniqueFd: sole owner of a file descriptor; closes it on destruction.
+#pragma once
+
+#include <unistd.h>
+
+#include <utility>
+
+namespace mproxy {
+
+// Move-only. Not thread-safe; owned by whoever holds it.
+class UniqueFd {
+ public:
+  UniqueFd() = default;
+  explicit UniqueFd(int fd) : fd_(fd) {}
+  UniqueFd(UniqueFd&& other) noexcept : fd_(other.Release()) {}
+  UniqueFd& operator=(UniqueFd&& other) noexcept {
+    if (this != &other) Reset(other.Release());
+    return *this;
+  }
+  UniqueFd(const UniqueFd&) = delete;
+  UniqueFd& operator=(const UniqueFd&) = delete;
+  ~UniqueFd() { Reset(); }
+
+  int get() const { return fd_; }
+  bool valid() const { return fd_ >= 0; }
+  explicit operator bool() const { return valid(); }
+
+  // Gives up ownership without closing.
+  int Release() { return std::exchange(fd_, -1); }
+
+  // Closes the current fd (if any) and takes ownership of `fd`.
+  void Reset(int fd = -1) {
+    if (fd_ >= 0) ::close(fd_);  // close() is not retried on EINTR on Linux.
+    fd_ = fd;
+  }
+
+ private:
+  int fd_ = -1;
+};
+
+}  // namespace mproxy

@@ -1,0 +1,106 @@
+// CborWriter/CborReader: what the codec relies on.
+#include "proto/cbor.h"
+
+#include <catch2/catch.hpp>
+#include <limits>
+
+using mproxy::proto::CborKind;
+using mproxy::proto::CborReader;
+using mproxy::proto::CborWriter;
+
+TEST_CASE("integers of every width round-trip", "[proto]") {
+  std::string buf;
+  CborWriter w(&buf);
+  const uint64_t us[] = {0, 23, 24, 255, 256, 65535, 65536, 0xffffffffULL,
+                         0x100000000ULL, std::numeric_limits<uint64_t>::max()};
+  const int64_t is[] = {-1, -24, -25, -256, -257, -65537, std::numeric_limits<int64_t>::min()};
+  for (uint64_t u : us) w.Uint(u);
+  for (int64_t i : is) w.Int(i);
+  CborReader r(buf);
+  for (uint64_t u : us) REQUIRE(r.ReadUint().value() == u);
+  for (int64_t i : is) REQUIRE(r.ReadInt().value() == i);
+  REQUIRE(r.AtEnd());
+}
+
+TEST_CASE("strings keep arbitrary bytes including NUL and invalid UTF-8", "[proto]") {
+  std::string raw("a\0b\xff\xfe", 5);
+  std::string buf;
+  CborWriter w(&buf);
+  w.Bytes(raw);
+  w.Text("héllo");
+  CborReader r(buf);
+  REQUIRE(r.ReadString().value() == raw);
+  REQUIRE(r.ReadString().value() == "héllo");
+}
+
+TEST_CASE("a wrong type is reported with what was expected and where", "[proto]") {
+  std::string buf;
+  CborWriter(&buf).Text("x");
+  CborReader r(buf);
+  auto v = r.ReadUint();
+  REQUIRE_FALSE(v.ok());
+  REQUIRE(v.error().message() == "cbor: expected unsigned integer, got text string at offset 0");
+}
+
+TEST_CASE("a negative integer below int64 range is refused", "[proto]") {
+  std::string buf;
+  buf.push_back(static_cast<char>(0x3b));  // negint, 8-byte argument
+  buf.append(8, '\xff');
+  CborReader r(buf);
+  auto v = r.ReadInt();
+  REQUIRE_FALSE(v.ok());
+  REQUIRE_THAT(v.error().message(), Catch::Contains("out of range"));
+}
+
+TEST_CASE("indefinite-length items are refused", "[proto]") {
+  for (unsigned char head : {0x5f, 0x7f, 0x9f, 0xbf}) {
+    std::string buf(1, static_cast<char>(head));
+    buf.push_back(static_cast<char>(0xff));
+    CborReader r(buf);
+    auto it = r.Next();
+    REQUIRE_FALSE(it.ok());
+    REQUIRE_THAT(it.error().message(), Catch::Contains("indefinite-length"));
+  }
+}
+
+TEST_CASE("truncated items are reported, not read past the end", "[proto]") {
+  std::string buf;
+  CborWriter(&buf).Bytes(std::string(100, 'x'));
+  for (size_t n = 0; n < buf.size(); ++n) {
+    CborReader r(std::string_view(buf).substr(0, n));
+    REQUIRE_FALSE(r.ReadString().ok());
+  }
+}
+
+TEST_CASE("an array count larger than the data is refused before allocating", "[proto]") {
+  std::string buf;
+  CborWriter(&buf).ArrayHeader(1ULL << 60);
+  CborReader r(buf);
+  auto n = r.ReadArrayHeader();
+  REQUIRE_FALSE(n.ok());
+  REQUIRE_THAT(n.error().message(), Catch::Contains("exceeds data"));
+}
+
+TEST_CASE("Skip passes over nested items and stops at excessive depth", "[proto]") {
+  std::string buf;
+  CborWriter w(&buf);
+  w.MapHeader(2);
+  w.Uint(1);
+  w.ArrayHeader(3);
+  w.Text("a");
+  w.Bool(true);
+  w.Null();
+  w.Text("k");
+  w.Int(-5);
+  w.Uint(7);
+  CborReader r(buf);
+  REQUIRE(r.Skip().ok());
+  REQUIRE(r.ReadUint().value() == 7);
+
+  std::string deep(100, static_cast<char>(0x81));  // [[[[...
+  deep.push_back(0);
+  CborReader d(deep);
+  auto s = d.Skip();
+  REQUIRE_FALSE(s.ok());
+  REQUIRE_THAT(s.error().message(), Catch::Contains("nesting deeper"));
+}
