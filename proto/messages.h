@@ -131,10 +131,14 @@ struct Exec {
   uint32_t channel = 0;
   std::string path;               // no slash: looked up on the remote PATH
   std::vector<std::string> argv;  // argv[0] preserved
-  std::vector<std::string> env;   // "NAME=value"
+  std::vector<std::string> env;   // "NAME=value"; see inherit_env
   std::string cwd;
   std::vector<FdSpec> fds;
   std::optional<PtySpec> pty;
+  // false: `env` is the child's whole environment. true: the child gets the
+  // agent's environment (the remote login environment) with `env` applied:
+  // "NAME=value" sets NAME, a bare "NAME" removes it.
+  bool inherit_env = false;
 
   template <class S, class V>
   static void Fields(S& s, V& v) {
@@ -145,6 +149,7 @@ struct Exec {
     v(5, "cwd", s.cwd, kOptional);
     v(6, "fds", s.fds, kOptional);
     v(7, "pty", s.pty, kOptional);
+    v(8, "inherit_env", s.inherit_env, kOptional);
   }
   bool operator==(const Exec&) const = default;
 };
@@ -240,8 +245,9 @@ struct Resize {
   bool operator==(const Resize&) const = default;
 };
 
-// How a remote command ended: exactly one of `code` and `signal` is set when
-// it ran; neither when it could not start (then `error` says why).
+// How a remote command ended: exactly one of `code` and `signal` is set. A
+// command that could not start has `code` 127 (not found, no such cwd) or
+// 126 (found but not runnable) and `error` saying why.
 struct Exit {
   static constexpr MessageType kType = MessageType::kExit;
   static constexpr const char* kName = "Exit";

@@ -25,6 +25,7 @@ std::vector<Message> SampleMessages() {
   e.cwd = "/home/u/src";
   e.fds = {{0, FdSpec::kToChild, false}, {1, FdSpec::kFromChild, true}, {3, FdSpec::kFromChild, false}};
   e.pty = PtySpec{"xterm-256color", 50, 132};
+  e.inherit_env = true;
   out.push_back(e);
 
   out.push_back(Started{7, 4242});
