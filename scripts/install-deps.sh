@@ -11,7 +11,7 @@ packages=(
   libtomlplusplus-dev libcli11-dev
   # runtime pieces the tests use for real
   openssh-server openssh-client fuse3 bubblewrap tmux procps psmisc
-  iproute2 debootstrap patchelf file xxd
+  iproute2 debootstrap patchelf file xxd busybox-static
 )
 
 missing=()
