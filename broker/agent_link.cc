@@ -1,0 +1,277 @@
+// AgentLink: transport thread -> uv_async -> Mux -> channel handlers, and
+// Mux output -> ByteStream::Send.
+#include "broker/agent_link.h"
+
+#include "broker/logging.h"
+#include "proto/codec.h"
+#include "proto/hello.h"
+
+namespace mproxy::broker {
+
+namespace {
+constexpr size_t kOutputBatch = 256 * 1024;
+const char* const kCapabilities[] = {"exec", "path"};
+}  // namespace
+
+AgentLink::AgentLink(uv_loop_t* loop, std::unique_ptr<ByteStream> stream, std::string peer_name)
+    : loop_(loop),
+      stream_(std::move(stream)),
+      peer_name_(std::move(peer_name)),
+      mux_(this, proto::MakeHello(MPROXY_VERSION,
+                                  std::vector<std::string>(std::begin(kCapabilities),
+                                                           std::end(kCapabilities)))) {
+  async_ = new uv_async_t;
+  uv_async_init(loop_, async_, &AgentLink::OnAsync);
+  async_->data = this;
+  idle_ = new uv_idle_t;
+  uv_idle_init(loop_, idle_);
+  idle_->data = this;
+}
+
+AgentLink::~AgentLink() {
+  Shutdown(Error("session closed"));
+  async_->data = nullptr;
+  uv_close(reinterpret_cast<uv_handle_t*>(async_),
+           [](uv_handle_t* h) noexcept { delete reinterpret_cast<uv_async_t*>(h); });
+  idle_->data = nullptr;
+  uv_close(reinterpret_cast<uv_handle_t*>(idle_),
+           [](uv_handle_t* h) noexcept { delete reinterpret_cast<uv_idle_t*>(h); });
+}
+
+void AgentLink::ScheduleFlush() {
+  // Deferred to the next loop turn: Flush may call OnWritable, and a handler
+  // that is in the middle of Write must not be re-entered.
+  if (!down_ && !uv_is_active(reinterpret_cast<uv_handle_t*>(idle_))) {
+    uv_idle_start(idle_, &AgentLink::OnIdle);
+  }
+}
+
+void AgentLink::OnIdle(uv_idle_t* handle) noexcept {
+  uv_idle_stop(handle);
+  auto* self = static_cast<AgentLink*>(handle->data);
+  if (self != nullptr) self->Flush();
+}
+
+void AgentLink::Start(std::function<void(const proto::Hello&)> on_ready,
+                      std::function<void(const Status&)> on_lost) {
+  on_ready_ = std::move(on_ready);
+  on_lost_ = std::move(on_lost);
+  // Callbacks only queue and wake the loop: they run on the transport's
+  // thread and must never call back into the stream.
+  ByteStream::Callbacks cb;
+  cb.on_data = [this](std::string_view bytes) {
+    std::lock_guard<std::mutex> lock(inbox_mu_);
+    inbox_.append(bytes);
+    uv_async_send(async_);
+  };
+  cb.on_stderr = [this](std::string_view bytes) {
+    std::lock_guard<std::mutex> lock(inbox_mu_);
+    stderr_inbox_.append(bytes);
+    uv_async_send(async_);
+  };
+  cb.on_closed = [this](const Status& why) {
+    std::lock_guard<std::mutex> lock(inbox_mu_);
+    inbox_closed_ = true;
+    inbox_status_ = why;
+    uv_async_send(async_);
+  };
+  stream_->Start(std::move(cb));
+  Flush();  // our Hello
+}
+
+void AgentLink::OnAsync(uv_async_t* handle) noexcept {
+  auto* self = static_cast<AgentLink*>(handle->data);
+  if (self != nullptr) self->Drain();
+}
+
+void AgentLink::Drain() {
+  std::string bytes, err;
+  bool closed;
+  Status why;
+  {
+    std::lock_guard<std::mutex> lock(inbox_mu_);
+    bytes.swap(inbox_);
+    err.swap(stderr_inbox_);
+    closed = inbox_closed_;
+    why = inbox_status_;
+  }
+  if (!err.empty()) {
+    // The agent's diagnostics, one log line per line.
+    stderr_line_ += err;
+    size_t nl;
+    while ((nl = stderr_line_.find('\n')) != std::string::npos) {
+      Log("agent")->info("{}: {}", peer_name_, stderr_line_.substr(0, nl));
+      stderr_line_.erase(0, nl + 1);
+    }
+  }
+  if (down_) return;
+  if (!bytes.empty()) {
+    Log("link")->trace("{}: {} bytes from agent", peer_name_, bytes.size());
+    if (auto s = mux_.Feed(bytes); !s) {
+      Flush();  // the Error telling the agent why
+      Fail(Error("protocol error from agent on " + peer_name_ + ": " + s.error().message()));
+      return;
+    }
+    Flush();
+  }
+  if (closed) {
+    std::string text = why.ok() ? "connection closed" : why.error().message();
+    if (!stderr_line_.empty()) text += " (agent said: " + stderr_line_ + ")";
+    Fail(Error("lost connection to " + peer_name_ + ": " + text));
+  }
+}
+
+void AgentLink::Flush() {
+  if (down_) return;
+  while (mux_.HasOutput()) {
+    out_.clear();
+    mux_.TakeOutput(&out_, kOutputBatch);
+    if (out_.empty()) break;
+    stream_->Send(std::move(out_));
+    out_ = std::string();
+  }
+}
+
+void AgentLink::Fail(const Status& why) {
+  if (down_) return;
+  Shutdown(why);
+  if (on_lost_) on_lost_(why);
+}
+
+void AgentLink::Shutdown(const Status& why) {
+  if (down_) return;
+  down_ = true;
+  stream_->Close();
+  auto channels = std::move(channels_);
+  channels_.clear();
+  for (auto& [id, h] : channels) h->OnLost(why);
+  auto queries = std::move(path_queries_);
+  path_queries_.clear();
+  for (auto& [id, done] : queries) done(why.ok() ? Error("session closed") : why.error());
+}
+
+void AgentLink::OnHello(const proto::Hello& peer, uint32_t version) {
+  Log("link")->debug("{}: agent {} ({} {}), protocol {}", peer_name_, peer.program_version,
+                     peer.os, peer.arch, version);
+  ready_ = true;
+  if (on_ready_) on_ready_(peer);
+}
+
+void AgentLink::OnMessage(proto::Message&& m) {
+  Log("link")->trace("{}: received {}", peer_name_, proto::MessageName(m));
+  if (auto* exit = std::get_if<proto::Exit>(&m)) {
+    auto it = channels_.find(exit->channel);
+    if (it == channels_.end()) return;
+    ChannelHandler* h = it->second;
+    channels_.erase(it);
+    (void)mux_.Send(proto::Close{exit->channel});
+    ScheduleFlush();
+    h->OnExit(*exit);
+  } else if (auto* started = std::get_if<proto::Started>(&m)) {
+    auto it = channels_.find(started->channel);
+    if (it != channels_.end()) it->second->OnStarted(*started);
+  } else if (auto* info = std::get_if<proto::PathInfo>(&m)) {
+    auto it = path_queries_.find(info->id);
+    if (it == path_queries_.end()) return;
+    auto done = std::move(it->second);
+    path_queries_.erase(it);
+    done(std::move(*info));
+  } else if (auto* err = std::get_if<proto::ErrorMsg>(&m)) {
+    if (err->channel) {
+      auto it = channels_.find(*err->channel);
+      if (it != channels_.end()) {
+        it->second->OnChannelError(*err);
+        return;
+      }
+    }
+    Log("link")->warn("{}: agent reported: {}", peer_name_, err->text);
+  } else if (auto* log = std::get_if<proto::Log>(&m)) {
+    Log("agent")->log(spdlog::level::from_str(log->level), "{}: {}", peer_name_, log->text);
+  } else if (auto* ping = std::get_if<proto::Ping>(&m)) {
+    (void)mux_.Send(proto::Pong{ping->id});
+    ScheduleFlush();
+  }
+}
+
+void AgentLink::OnData(uint32_t channel, uint32_t fd, std::string_view bytes) {
+  auto it = channels_.find(channel);
+  if (it == channels_.end()) {
+    mux_.Consume(channel, fd, bytes.size());
+    return;
+  }
+  it->second->OnData(fd, bytes);
+}
+
+void AgentLink::OnEof(uint32_t channel, uint32_t fd) {
+  auto it = channels_.find(channel);
+  if (it != channels_.end()) it->second->OnEof(fd);
+}
+
+void AgentLink::OnWritable(uint32_t channel, uint32_t fd) {
+  auto it = channels_.find(channel);
+  if (it != channels_.end()) it->second->OnWritable(fd);
+}
+
+Result<uint32_t> AgentLink::OpenExec(proto::Exec exec, ChannelHandler* handler) {
+  if (down_) return Error("not connected to " + peer_name_);
+  uint32_t id = next_channel_;
+  while (mux_.HasChannel(id) || channels_.count(id) != 0 || id == 0) ++id;
+  next_channel_ = id + 1;
+  exec.channel = id;
+  if (auto s = mux_.Send(exec); !s) return s.error();
+  channels_[id] = handler;
+  ScheduleFlush();
+  return id;
+}
+
+size_t AgentLink::Write(uint32_t channel, uint32_t fd, std::string_view bytes) {
+  if (down_) return 0;
+  size_t n = mux_.Write(channel, fd, bytes);
+  ScheduleFlush();
+  return n;
+}
+
+void AgentLink::WriteEof(uint32_t channel, uint32_t fd) {
+  if (down_) return;
+  mux_.WriteEof(channel, fd);
+  ScheduleFlush();
+}
+
+void AgentLink::Consume(uint32_t channel, uint32_t fd, size_t n) {
+  if (down_) return;
+  mux_.Consume(channel, fd, n);
+  ScheduleFlush();
+}
+
+void AgentLink::SendSignal(uint32_t channel, const std::string& name) {
+  if (down_) return;
+  (void)mux_.Send(proto::Signal{channel, name});
+  ScheduleFlush();
+}
+
+void AgentLink::SendResize(uint32_t channel, uint32_t rows, uint32_t cols) {
+  if (down_) return;
+  (void)mux_.Send(proto::Resize{channel, rows, cols});
+  ScheduleFlush();
+}
+
+void AgentLink::CloseChannel(uint32_t channel) {
+  channels_.erase(channel);
+  if (down_ || !mux_.HasChannel(channel)) return;
+  (void)mux_.Send(proto::Close{channel});
+  ScheduleFlush();
+}
+
+void AgentLink::QueryPath(std::vector<std::string> dirs,
+                          std::function<void(Result<proto::PathInfo>)> done) {
+  if (down_) {
+    done(Error("not connected to " + peer_name_));
+    return;
+  }
+  uint64_t id = next_query_++;
+  path_queries_[id] = std::move(done);
+  (void)mux_.Send(proto::PathQuery{id, std::move(dirs)});
+  ScheduleFlush();
+}
+
+}  // namespace mproxy::broker

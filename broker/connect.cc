@@ -1,0 +1,117 @@
+// Transport selection and agent start-up.
+#include "broker/connect.h"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <filesystem>
+#include <sstream>
+
+#include "broker/deploy.h"
+#include "broker/logging.h"
+#include "broker/process_transport.h"
+#include "broker/ssh_transport.h"
+#include "broker/target.h"
+
+namespace mproxy::broker {
+namespace fs = std::filesystem;
+
+std::string ShellQuote(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) {
+    if (c == '\'') {
+      out += "'\\''";
+    } else {
+      out += c;
+    }
+  }
+  return out + "'";
+}
+
+Result<std::string> FindLocalAgent() {
+  if (const char* env = getenv("MPROXY_AGENT_PATH"); env != nullptr && *env != '\0') {
+    return std::string(env);
+  }
+  std::error_code ec;
+  fs::path self = fs::read_symlink("/proc/self/exe", ec);
+  if (ec) return Error("cannot find this program's path: " + ec.message());
+  fs::path dir = self.parent_path();
+  for (const fs::path& candidate :
+       {dir / "mproxy-agent", dir / ".." / "agent" / "mproxy-agent",
+        dir / ".." / "lib" / "mproxy" / "mproxy-agent"}) {
+    if (access(candidate.c_str(), X_OK) == 0) return fs::weakly_canonical(candidate).string();
+  }
+  return Error("cannot find mproxy-agent next to " + self.string() +
+               " (set MPROXY_AGENT_PATH or pass --agent)");
+}
+
+namespace {
+
+std::vector<std::string> SplitWords(const std::string& s) {
+  std::vector<std::string> words;
+  std::istringstream in(s);
+  std::string w;
+  while (in >> w) words.push_back(w);
+  return words;
+}
+
+}  // namespace
+
+Result<Connection> Connect(const ConnectOptions& options) {
+  Connection c;
+  if (options.transport == "local") {
+    c.label = "local";
+    c.transport = std::make_unique<ProcessTransport>(std::vector<std::string>{});
+    std::string agent = options.agent;
+    if (agent.empty()) {
+      auto found = FindLocalAgent();
+      if (!found) return found.error();
+      agent = *found;
+    }
+    auto stream = c.transport->Open("exec " + ShellQuote(agent));
+    if (!stream) return stream.error();
+    c.agent_stream = std::move(*stream);
+    return c;
+  }
+  if (options.transport == "command") {
+    auto words = SplitWords(options.via);
+    if (words.empty()) return Error("--via needs a command");
+    c.label = options.target.empty() ? words.back() : options.target;
+    c.transport = std::make_unique<ProcessTransport>(words);
+    if (options.agent.empty()) {
+      return Error("--via needs --agent PATH (the agent's path on the other side) for now");
+    }
+    auto stream = c.transport->Open("exec " + ShellQuote(options.agent));
+    if (!stream) return stream.error();
+    c.agent_stream = std::move(*stream);
+    return c;
+  }
+  auto target = ParseTarget(options.target);
+  if (!target) return target.error();
+  SshOptions ssh;
+  ssh.host = target->host;
+  ssh.port = options.port != 0 ? options.port : target->port;
+  ssh.user = !options.user.empty() ? options.user : target->user;
+  ssh.identity_files = options.identities;
+  ssh.config_path = options.ssh_config;
+  ssh.known_hosts_path = options.known_hosts;
+  ssh.accept_new_host_key = options.accept_new_host_key;
+  c.label = target->host;
+
+  auto bundle = FindAgentBundle();
+  if (!bundle) return bundle.error();
+  auto transport = SshTransport::Connect(ssh);
+  if (!transport) return transport.error();
+  c.transport = std::move(*transport);
+  bool tty = isatty(STDERR_FILENO);
+  auto deployed = EnsureAgent(*c.transport, *bundle, [tty](const std::string& line) {
+    if (tty) std::fprintf(stderr, "mproxy: %s\n", line.c_str());
+  });
+  if (!deployed) return deployed.error().Wrap(c.label);
+  auto stream = c.transport->Open(AgentCommand(*bundle));
+  if (!stream) return stream.error();
+  c.agent_stream = std::move(*stream);
+  return c;
+}
+
+}  // namespace mproxy::broker

@@ -1,0 +1,242 @@
+// LocalFd, LocalReader, LocalWriter.
+#include "broker/local_fd.h"
+
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+namespace mproxy::broker {
+namespace {
+
+constexpr size_t kReadChunk = 64 * 1024;
+
+template <typename H>
+void CloseHandle(H*& h) {
+  if (h == nullptr) return;
+  h->data = nullptr;
+  uv_close(reinterpret_cast<uv_handle_t*>(h),
+           [](uv_handle_t* p) noexcept { delete reinterpret_cast<H*>(p); });
+  h = nullptr;
+}
+
+}  // namespace
+
+Result<LocalFd> LocalFd::Open(int fd, bool for_write) {
+  struct stat st {};
+  if (fstat(fd, &st) != 0) return Error::FromErrno("fd " + std::to_string(fd), errno);
+  LocalFd out;
+  out.borrowed_ = fd;
+  if (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode) || S_ISDIR(st.st_mode)) {
+    out.kind_ = Kind::kFile;
+    return out;
+  }
+  if (S_ISSOCK(st.st_mode)) {
+    out.kind_ = Kind::kSocket;
+    return out;
+  }
+  out.kind_ = Kind::kPollable;
+  // A new open file description of the same pipe or terminal, so our
+  // O_NONBLOCK does not leak to the processes sharing the original.
+  std::string path = "/proc/self/fd/" + std::to_string(fd);
+  int flags = (for_write ? O_WRONLY : O_RDONLY) | O_NONBLOCK | O_CLOEXEC | O_NOCTTY;
+  int re = ::open(path.c_str(), flags);
+  if (re >= 0) {
+    out.fd_.Reset(re);
+    return out;
+  }
+  // No /proc or the reopen was refused: flip the flag and put it back later.
+  int old = fcntl(fd, F_GETFL);
+  if (old < 0) return Error::FromErrno("fcntl fd " + std::to_string(fd), errno);
+  if (!(old & O_NONBLOCK)) {
+    fcntl(fd, F_SETFL, old | O_NONBLOCK);
+    out.restore_flags_ = old;
+  }
+  return out;
+}
+
+LocalFd::~LocalFd() {
+  if (restore_flags_ >= 0 && borrowed_ >= 0) fcntl(borrowed_, F_SETFL, restore_flags_);
+}
+
+ssize_t LocalFd::Read(char* buf, size_t len) const {
+  for (;;) {
+    ssize_t n = kind_ == Kind::kSocket ? ::recv(fd(), buf, len, MSG_DONTWAIT)
+                                       : ::read(fd(), buf, len);
+    if (n >= 0 || errno != EINTR) return n;
+  }
+}
+
+ssize_t LocalFd::Write(const char* buf, size_t len) const {
+  for (;;) {
+    ssize_t n = kind_ == Kind::kSocket ? ::send(fd(), buf, len, MSG_DONTWAIT | MSG_NOSIGNAL)
+                                       : ::write(fd(), buf, len);
+    if (n >= 0 || errno != EINTR) return n;
+  }
+}
+
+// --- LocalReader -------------------------------------------------------------
+
+LocalReader::LocalReader(uv_loop_t* loop, LocalFd fd,
+                         std::function<bool(std::string_view)> on_data,
+                         std::function<void(const Status&)> on_eof)
+    : loop_(loop), fd_(std::move(fd)), on_data_(std::move(on_data)), on_eof_(std::move(on_eof)) {}
+
+LocalReader::~LocalReader() { Close(); }
+
+void LocalReader::Start() {
+  if (done_) return;
+  if (fd_.kind() != LocalFd::Kind::kFile) {
+    poll_ = new uv_poll_t;
+    if (uv_poll_init(loop_, poll_, fd_.fd()) != 0) {
+      delete poll_;  // never initialised: no close needed
+      poll_ = nullptr;
+    } else {
+      poll_->data = this;
+    }
+  }
+  if (poll_ == nullptr) {
+    idle_ = new uv_idle_t;
+    uv_idle_init(loop_, idle_);
+    idle_->data = this;
+  }
+  running_ = true;
+  Arm();
+}
+
+void LocalReader::Arm() {
+  if (!running_ || paused_ || done_) return;
+  if (poll_ != nullptr) uv_poll_start(poll_, UV_READABLE | UV_DISCONNECT, &LocalReader::OnPoll);
+  if (idle_ != nullptr) uv_idle_start(idle_, &LocalReader::OnIdle);
+}
+
+void LocalReader::Disarm() {
+  if (poll_ != nullptr) uv_poll_stop(poll_);
+  if (idle_ != nullptr) uv_idle_stop(idle_);
+}
+
+void LocalReader::Pause() {
+  paused_ = true;
+  Disarm();
+}
+
+void LocalReader::Resume() {
+  paused_ = false;
+  Arm();
+}
+
+void LocalReader::Close() {
+  done_ = true;
+  running_ = false;
+  CloseHandle(poll_);
+  CloseHandle(idle_);
+}
+
+void LocalReader::OnPoll(uv_poll_t* h, int, int) noexcept {
+  if (auto* self = static_cast<LocalReader*>(h->data)) self->ReadSome();
+}
+
+void LocalReader::OnIdle(uv_idle_t* h) noexcept {
+  if (auto* self = static_cast<LocalReader*>(h->data)) self->ReadSome();
+}
+
+void LocalReader::ReadSome() {
+  char buf[kReadChunk];
+  ssize_t n = fd_.Read(buf, sizeof buf);
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+  if (n <= 0) {
+    Status why = n == 0 ? Ok() : Status(Error::FromErrno("read", errno));
+    Close();
+    on_eof_(why);  // may destroy this
+    return;
+  }
+  if (!on_data_(std::string_view(buf, static_cast<size_t>(n)))) Pause();
+}
+
+// --- LocalWriter -------------------------------------------------------------
+
+LocalWriter::LocalWriter(uv_loop_t* loop, LocalFd fd, std::function<void(size_t)> on_written,
+                         std::function<void(const Status&)> on_error)
+    : loop_(loop),
+      fd_(std::move(fd)),
+      on_written_(std::move(on_written)),
+      on_error_(std::move(on_error)) {
+  if (fd_.kind() != LocalFd::Kind::kFile) {
+    poll_ = new uv_poll_t;
+    if (uv_poll_init(loop_, poll_, fd_.fd()) != 0) {
+      delete poll_;
+      poll_ = nullptr;
+    } else {
+      poll_->data = this;
+    }
+  }
+}
+
+LocalWriter::~LocalWriter() { Close(); }
+
+void LocalWriter::Close() { CloseHandle(poll_); }
+
+void LocalWriter::Write(std::string_view bytes) {
+  if (failed_) {
+    on_written_(bytes.size());  // discarded, but the credit must flow
+    return;
+  }
+  if (head_ > 0 && head_ == buf_.size()) {
+    buf_.clear();
+    head_ = 0;
+  }
+  buf_.append(bytes);
+  Flush();
+}
+
+void LocalWriter::WhenDrained(std::function<void()> done) {
+  if (pending() == 0 || failed_) {
+    done();
+    return;
+  }
+  on_drained_ = std::move(done);
+}
+
+void LocalWriter::OnPoll(uv_poll_t* h, int, int) noexcept {
+  if (auto* self = static_cast<LocalWriter*>(h->data)) self->Flush();
+}
+
+void LocalWriter::Fail(const Status& s) {
+  failed_ = true;
+  size_t dropped = pending();
+  buf_.clear();
+  head_ = 0;
+  if (polling_ && poll_ != nullptr) uv_poll_stop(poll_);
+  polling_ = false;
+  on_error_(s);
+  if (dropped > 0) on_written_(dropped);
+  if (on_drained_) std::exchange(on_drained_, nullptr)();
+}
+
+void LocalWriter::Flush() {
+  size_t written = 0;
+  while (pending() > 0) {
+    ssize_t n = fd_.Write(buf_.data() + head_, pending());
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+    if (n < 0) {
+      if (written > 0) on_written_(written);
+      Fail(Error::FromErrno("write", errno));
+      return;
+    }
+    head_ += static_cast<size_t>(n);
+    written += static_cast<size_t>(n);
+  }
+  if (pending() > 0 && poll_ != nullptr && !polling_) {
+    uv_poll_start(poll_, UV_WRITABLE, &LocalWriter::OnPoll);
+    polling_ = true;
+  } else if (pending() == 0 && polling_) {
+    uv_poll_stop(poll_);
+    polling_ = false;
+  }
+  if (written > 0) on_written_(written);
+  if (pending() == 0 && on_drained_) std::exchange(on_drained_, nullptr)();
+}
+
+}  // namespace mproxy::broker

@@ -1,0 +1,118 @@
+// Pumping a local file descriptor (the user's stdin/stdout, later the fds a
+// shim passes) on the libuv loop, without changing the O_NONBLOCK flag of a
+// file description other processes share: pipes and terminals are reopened
+// through /proc/self/fd, sockets use MSG_DONTWAIT, regular files are read and
+// written directly (they never block for long).
+#pragma once
+
+#include <uv.h>
+
+#include <functional>
+#include <string>
+#include <string_view>
+
+#include "common/result.h"
+#include "common/unique_fd.h"
+
+namespace mproxy::broker {
+
+// A private, nonblocking handle on a local fd. Owned by one reader or writer.
+class LocalFd {
+ public:
+  enum class Kind { kPollable, kSocket, kFile };
+
+  // Borrows `fd` (it is not closed) and makes a private nonblocking handle.
+  static Result<LocalFd> Open(int fd, bool for_write);
+
+  LocalFd(LocalFd&&) = default;
+  LocalFd& operator=(LocalFd&&) = default;
+  ~LocalFd();
+
+  int fd() const { return fd_.valid() ? fd_.get() : borrowed_; }
+  Kind kind() const { return kind_; }
+
+  // read/write that never block on pollable fds: -1 with errno EAGAIN then.
+  ssize_t Read(char* buf, size_t len) const;
+  ssize_t Write(const char* buf, size_t len) const;
+
+ private:
+  LocalFd() = default;
+  UniqueFd fd_;        // our reopened description, when we made one
+  int borrowed_ = -1;  // the caller's fd otherwise
+  int restore_flags_ = -1;  // original flags to put back, if we changed them
+  Kind kind_ = Kind::kPollable;
+};
+
+// Reads a local fd and passes the bytes on. Owned by a command; loop thread.
+// Its uv handles are heap-allocated and freed in their close callbacks, so the
+// object itself may be destroyed right after Close() (or instead of it).
+class LocalReader {
+ public:
+  // on_data returns false to pause reading until Resume().
+  LocalReader(uv_loop_t* loop, LocalFd fd, std::function<bool(std::string_view)> on_data,
+              std::function<void(const Status&)> on_eof);
+  ~LocalReader();
+  LocalReader(const LocalReader&) = delete;
+  LocalReader& operator=(const LocalReader&) = delete;
+
+  void Start();
+  void Pause();
+  void Resume();
+  // Stops for good. Safe to call more than once.
+  void Close();
+
+ private:
+  static void OnPoll(uv_poll_t* h, int status, int events) noexcept;
+  static void OnIdle(uv_idle_t* h) noexcept;
+  void ReadSome();
+  void Arm();
+  void Disarm();
+
+  uv_loop_t* loop_;
+  LocalFd fd_;
+  std::function<bool(std::string_view)> on_data_;
+  std::function<void(const Status&)> on_eof_;
+  uv_poll_t* poll_ = nullptr;  // freed in close callback
+  uv_idle_t* idle_ = nullptr;  // for regular files
+  bool running_ = false;
+  bool paused_ = false;
+  bool done_ = false;
+};
+
+// Writes bytes to a local fd as it becomes writable. Owned by a command; loop
+// thread.
+class LocalWriter {
+ public:
+  // on_written(n): n more bytes reached the fd. on_error: the fd refused
+  // (EPIPE and the like); later writes are discarded.
+  LocalWriter(uv_loop_t* loop, LocalFd fd, std::function<void(size_t)> on_written,
+              std::function<void(const Status&)> on_error);
+  ~LocalWriter();
+  LocalWriter(const LocalWriter&) = delete;
+  LocalWriter& operator=(const LocalWriter&) = delete;
+
+  void Write(std::string_view bytes);
+  size_t pending() const { return buf_.size() - head_; }
+  bool failed() const { return failed_; }
+  // Calls `done` once everything queued so far is written (or failed).
+  void WhenDrained(std::function<void()> done);
+  void Close();
+
+ private:
+  static void OnPoll(uv_poll_t* h, int status, int events) noexcept;
+  void Flush();
+  void Fail(const Status& s);
+
+  uv_loop_t* loop_;
+  LocalFd fd_;
+  std::function<void(size_t)> on_written_;
+  std::function<void(const Status&)> on_error_;
+  std::function<void()> on_drained_;
+  uv_poll_t* poll_ = nullptr;
+  bool polling_ = false;
+  bool failed_ = false;
+  std::string buf_;
+  size_t head_ = 0;
+};
+
+}  // namespace mproxy::broker
