@@ -55,6 +55,19 @@ std::vector<std::string> SplitWords(const std::string& s) {
   return words;
 }
 
+// Makes sure the bundled agent is installed behind `transport` and returns
+// the command that starts it. A first upload shows one line on a terminal.
+Result<std::string> DeployBundle(Transport& transport, const std::string& label) {
+  auto bundle = FindAgentBundle();
+  if (!bundle) return bundle.error();
+  bool tty = isatty(STDERR_FILENO);
+  auto deployed = EnsureAgent(transport, *bundle, [tty](const std::string& line) {
+    if (tty) std::fprintf(stderr, "mproxy: %s\n", line.c_str());
+  });
+  if (!deployed) return deployed.error().Wrap(label);
+  return AgentCommand(*bundle);
+}
+
 }  // namespace
 
 Result<Connection> Connect(const ConnectOptions& options) {
@@ -78,10 +91,16 @@ Result<Connection> Connect(const ConnectOptions& options) {
     if (words.empty()) return Error("--via needs a command");
     c.label = options.target.empty() ? words.back() : options.target;
     c.transport = std::make_unique<ProcessTransport>(words);
-    if (options.agent.empty()) {
-      return Error("--via needs --agent PATH (the agent's path on the other side) for now");
+    std::string command;
+    if (!options.agent.empty()) {
+      command = "exec " + ShellQuote(options.agent);
+    } else {
+      // Zero-install through the command too (a container, a chroot).
+      auto deployed = DeployBundle(*c.transport, c.label);
+      if (!deployed) return deployed.error();
+      command = *deployed;
     }
-    auto stream = c.transport->Open("exec " + ShellQuote(options.agent));
+    auto stream = c.transport->Open(command);
     if (!stream) return stream.error();
     c.agent_stream = std::move(*stream);
     return c;
@@ -98,17 +117,12 @@ Result<Connection> Connect(const ConnectOptions& options) {
   ssh.accept_new_host_key = options.accept_new_host_key;
   c.label = target->host;
 
-  auto bundle = FindAgentBundle();
-  if (!bundle) return bundle.error();
   auto transport = SshTransport::Connect(ssh);
   if (!transport) return transport.error();
   c.transport = std::move(*transport);
-  bool tty = isatty(STDERR_FILENO);
-  auto deployed = EnsureAgent(*c.transport, *bundle, [tty](const std::string& line) {
-    if (tty) std::fprintf(stderr, "mproxy: %s\n", line.c_str());
-  });
-  if (!deployed) return deployed.error().Wrap(c.label);
-  auto stream = c.transport->Open(AgentCommand(*bundle));
+  auto command = DeployBundle(*c.transport, c.label);
+  if (!command) return command.error();
+  auto stream = c.transport->Open(*command);
   if (!stream) return stream.error();
   c.agent_stream = std::move(*stream);
   return c;

@@ -77,8 +77,10 @@ Result<DeployReport> EnsureAgent(Transport& transport, const AgentBundle& bundle
   std::string os, arch;
   words >> os >> arch;
   if (os.empty() || arch.empty()) {
+    std::string why = Trim(probe->err);
     return Error("cannot tell the remote OS and architecture (uname -sm said '" + answer +
-                 "', exit " + std::to_string(probe->exit_code) + ")");
+                 "', exit " + std::to_string(probe->exit_code) + ")" +
+                 (why.empty() ? "" : ": " + why));
   }
   if (os != bundle.os || arch != bundle.arch) {
     return Error("no agent build for " + os + " " + arch + " (this mproxy carries " +
