@@ -1,7 +1,9 @@
 // mproxy: wires the command line to a connection, an agent link and the
 // command to run. Everything else lives in the files it includes.
+#include <fcntl.h>
 #include <uv.h>
 
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
 #include <memory>
@@ -62,9 +64,25 @@ int RunExec(uv_loop_t* loop, AgentLink* link, const CliOptions& o) {
   return status;
 }
 
+// A closed stdin, stdout or stderr would be reused by the next open() or
+// pipe(), and bytes meant for a transport pipe would land there. Park
+// /dev/null on them, as ssh does: a closed stdin then reads as empty.
+void ReserveStdFds() {
+  for (int fd = 0; fd <= 2; ++fd) {
+    if (fcntl(fd, F_GETFD) == -1 && errno == EBADF) {
+      int null = open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY);
+      if (null >= 0 && null != fd) {
+        dup2(null, fd);
+        close(null);
+      }
+    }
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  ReserveStdFds();
   std::signal(SIGPIPE, SIG_IGN);
   CliOptions opts;
   if (int rc = ParseCommandLine(argc, argv, &opts); rc >= 0) return rc;
