@@ -31,23 +31,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-case $userland in
-  bullseye)
-    root=$("$here/debian_rootfs.sh" bullseye)
-    rc=$?
-    [ "$rc" -eq 77 ] && skip "no Debian 11 userland (see above)"
-    [ "$rc" -eq 0 ] || { echo "FAIL: debian_rootfs.sh exited $rc"; exit 1; }
-    ;;
-  busybox)
-    [ -x /bin/busybox ] || skip "busybox-static is not installed (scripts/install-deps.sh)"
-    root=$(mktemp -d /tmp/mproxy-session-root.XXXXXX)
-    mkdir -p "$root/bin" "$root/tmp" "$root/dev"
-    mknod -m 0666 "$root/dev/null" c 1 3 || skip "cannot mknod /dev/null"
-    cp /bin/busybox "$root/bin/busybox"
-    chroot "$root" /bin/busybox --install -s /bin
-    ;;
-  *) echo "FAIL: unknown userland $userland"; exit 1 ;;
-esac
+source "$here/userland.sh"
+make_userland_root "$userland"
 mkdir -p "$root$home"
 
 # Runs mproxy with a clean environment; stdout, stderr and the exit status

@@ -44,27 +44,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-case $userland in
-  bullseye)
-    root=$("$here/debian_rootfs.sh" bullseye)
-    rc=$?
-    [ "$rc" -eq 77 ] && skip "no Debian 11 userland (see above)"
-    [ "$rc" -eq 0 ] || { echo "FAIL: debian_rootfs.sh exited $rc"; exit 1; }
-    ;;
-  busybox)
-    busybox=/bin/busybox
-    [ -x "$busybox" ] || skip "busybox-static is not installed (scripts/install-deps.sh)"
-    readelf -l "$busybox" | grep -q 'program interpreter' &&
-      skip "$busybox is dynamically linked; install busybox-static"
-    root=$(mktemp -d /tmp/mproxy-busybox-root.XXXXXX)
-    mkdir -p "$root/bin" "$root/tmp" "$root/dev"
-    # Every real host and container has /dev/null; sh redirections need it.
-    mknod -m 0666 "$root/dev/null" c 1 3 || skip "cannot mknod /dev/null"
-    cp "$busybox" "$root/bin/busybox"
-    "$chroot_bin" "$root" /bin/busybox --install -s /bin
-    ;;
-  *) echo "FAIL: unknown userland $userland"; exit 1 ;;
-esac
+source "$here/userland.sh"
+make_userland_root "$userland"
 
 # Everything the test puts into the root lives under /mproxy-test.PID there.
 inner=/mproxy-test.$$
