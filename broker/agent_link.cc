@@ -10,6 +10,7 @@ namespace mproxy::broker {
 
 namespace {
 constexpr size_t kOutputBatch = 256 * 1024;
+constexpr size_t kKeepDrainCapacity = 4 * 1024 * 1024;
 const char* const kCapabilities[] = {"exec", "path"};
 }  // namespace
 
@@ -85,7 +86,12 @@ void AgentLink::OnAsync(uv_async_t* handle) noexcept {
 }
 
 void AgentLink::Drain() {
-  std::string bytes, err;
+  // drain_ and inbox_ trade buffers, so both keep their capacity: appending
+  // to an inbox emptied by a swap with a fresh string would reallocate (and
+  // copy everything again) as it grows, on every wake-up.
+  std::string& bytes = drain_;
+  bytes.clear();
+  std::string err;
   bool closed;
   Status why;
   {
@@ -114,6 +120,8 @@ void AgentLink::Drain() {
     }
     Flush();
   }
+  // A burst may have grown the buffers a lot: do not keep that for ever.
+  if (bytes.capacity() > kKeepDrainCapacity) bytes = std::string();
   if (closed) {
     std::string text = why.ok() ? "connection closed" : why.error().message();
     if (!stderr_line_.empty()) text += " (agent said: " + stderr_line_ + ")";

@@ -94,6 +94,7 @@ class AgentLink : public proto::MuxDelegate {
   std::mutex inbox_mu_;
   std::string inbox_;
   std::string stderr_inbox_;
+  std::string drain_;  // loop thread only: what Drain() took from inbox_
   bool inbox_closed_ = false;
   Status inbox_status_;
 

@@ -32,6 +32,18 @@ struct StreamState {
     }
     Dispatch(e);
   }
+  // Bytes: straight to the callback once started, copied only while they
+  // have to wait for Start().
+  void DeliverBytes(int kind, std::string_view bytes) {
+    std::lock_guard<std::mutex> lock(mu);
+    if (off) return;
+    if (!started) {
+      early.push_back({kind, std::string(bytes), Ok()});
+      return;
+    }
+    if (kind == 0 && cb.on_data) cb.on_data(bytes);
+    if (kind == 1 && cb.on_stderr) cb.on_stderr(bytes);
+  }
   void Dispatch(const Event& e) {
     if (e.kind == 0 && cb.on_data) cb.on_data(e.bytes);
     if (e.kind == 1 && cb.on_stderr) cb.on_stderr(e.bytes);
@@ -90,8 +102,8 @@ Result<CommandResult> SshTransport::Run(const std::string& command, std::string_
 Result<std::unique_ptr<ByteStream>> SshTransport::Open(const std::string& command) {
   auto state = std::make_shared<StreamState>();
   ExecCallbacks cb;
-  cb.on_stdout = [state](std::string_view d) { state->Deliver({0, std::string(d), Ok()}); };
-  cb.on_stderr = [state](std::string_view d) { state->Deliver({1, std::string(d), Ok()}); };
+  cb.on_stdout = [state](std::string_view d) { state->DeliverBytes(0, d); };
+  cb.on_stderr = [state](std::string_view d) { state->DeliverBytes(1, d); };
   cb.on_closed = [state](const Status& s) { state->Deliver({2, "", s}); };
   auto id = connection_->OpenExec(command, std::move(cb));
   if (!id.ok()) return id.error();
