@@ -216,6 +216,11 @@ Status DecodeValue(CborReader& r, T& out, int depth) {
     if (!v) return v.error();
     out.assign(v->data(), v->size());
     return Ok();
+  } else if constexpr (std::is_same_v<T, std::string_view>) {
+    auto v = r.ReadString();  // a view into the reader's input: no copy
+    if (!v) return v.error();
+    out = *v;
+    return Ok();
   } else if constexpr (IsVector<T>::value) {
     auto n = r.ReadArrayHeader();
     if (!n) return n.error();
@@ -304,6 +309,23 @@ Status EncodeDataFrame(uint32_t channel, uint32_t fd, std::string_view bytes,
   w.Bytes(bytes);
   if (auto s = FinishFrame(out, start); !s) return s.error().Wrap("Data");
   return Ok();
+}
+
+Result<std::optional<DataView>> DecodeDataView(std::string_view payload) {
+  CborReader r(payload);
+  auto n = r.ReadArrayHeader();
+  if (!n || *n != 2) return std::optional<DataView>();
+  auto type = r.ReadUint();
+  if (!type || *type != static_cast<uint64_t>(MessageType::kData)) {
+    return std::optional<DataView>();
+  }
+  DataView d;
+  if (auto s = DecodeRecord(r, d, 1); !s) return s.error().Wrap(Data::kName);
+  if (!r.AtEnd()) {
+    return Error(std::string(Data::kName) + ": " + std::to_string(r.remaining()) +
+                 " trailing bytes after the message");
+  }
+  return std::optional<DataView>(d);
 }
 
 Result<Message> DecodeMessage(std::string_view payload) {

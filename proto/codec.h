@@ -3,6 +3,7 @@
 // keys are the field numbers declared in messages.h.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -25,6 +26,24 @@ Status EncodeDataFrame(uint32_t channel, uint32_t fd, std::string_view bytes,
 // fields, duplicate fields, trailing bytes) gives an error naming the message
 // and field.
 Result<Message> DecodeMessage(std::string_view payload);
+
+// A Data message whose payload points into the frame it was decoded from.
+struct DataView {
+  uint32_t channel = 0;
+  uint32_t fd = 0;
+  std::string_view bytes;
+
+  template <class S, class V>
+  static void Fields(S& s, V& v) {
+    Data::Fields(s, v);  // same numbers, names and rules as Data
+  }
+};
+
+// Decodes `payload` as a Data message without copying its bytes, when it is
+// one: nullopt for any other message type (decode those with DecodeMessage).
+// Errors are the ones DecodeMessage would give. The view is valid as long as
+// `payload` is.
+Result<std::optional<DataView>> DecodeDataView(std::string_view payload);
 
 // The message number of `m` (UnknownMessage gives a value past kError).
 MessageType TypeOf(const Message& m);

@@ -30,6 +30,18 @@ Status Mux::Feed(std::string_view bytes) {
     auto frame = decoder_.Next();
     if (!frame) return Fail(ErrorMsg::kProtocol, frame.error().message());
     if (!frame->has_value()) return Ok();
+    // Data, the bulk of the traffic, is delivered straight from the frame
+    // buffer without copying its payload.
+    if (hello_received_) {
+      auto data = DecodeDataView(**frame);
+      if (!data) return Fail(ErrorMsg::kProtocol, "bad frame from peer: " + data.error().message());
+      if (data->has_value()) {
+        const DataView& d = **data;
+        if (auto s = OnDataFrame(d.channel, d.fd, d.bytes); !s) return s;
+        if (!failed_) return failed_;
+        continue;
+      }
+    }
     auto msg = DecodeMessage(**frame);
     if (!msg) return Fail(ErrorMsg::kProtocol, "bad frame from peer: " + msg.error().message());
     if (auto s = Dispatch(std::move(*msg)); !s) return s;
@@ -53,8 +65,10 @@ Status Mux::Dispatch(Message&& m) {
   switch (TypeOf(m)) {
     case MessageType::kHello:
       return Fail(ErrorMsg::kProtocol, "second Hello from peer");
-    case MessageType::kData:
-      return OnDataFrame(std::get<Data>(std::move(m)));
+    case MessageType::kData: {
+      const auto& d = std::get<Data>(m);
+      return OnDataFrame(d.channel, d.fd, d.bytes);
+    }
     case MessageType::kEof: {
       const auto& e = std::get<Eof>(m);
       auto ch = channels_.find(e.channel);
@@ -119,25 +133,25 @@ Status Mux::Dispatch(Message&& m) {
   return Ok();
 }
 
-Status Mux::OnDataFrame(Data&& d) {
-  auto ch = channels_.find(d.channel);
+Status Mux::OnDataFrame(uint32_t channel, uint32_t fd, std::string_view bytes) {
+  auto ch = channels_.find(channel);
   if (ch == channels_.end()) {
     ++dropped_frames_;
     return Ok();
   }
-  InStream& in = ch->second.in[d.fd];
+  InStream& in = ch->second.in[fd];
   if (in.eof) {
-    return Fail(ErrorMsg::kProtocol, "Data after Eof on channel " + std::to_string(d.channel) +
-                                         " fd " + std::to_string(d.fd));
+    return Fail(ErrorMsg::kProtocol, "Data after Eof on channel " + std::to_string(channel) +
+                                         " fd " + std::to_string(fd));
   }
-  if (d.bytes.size() > in.window) {
+  if (bytes.size() > in.window) {
     return Fail(ErrorMsg::kProtocol,
-                "peer exceeded its credit on channel " + std::to_string(d.channel) + " fd " +
-                    std::to_string(d.fd) + " (" + std::to_string(d.bytes.size()) + " bytes, " +
+                "peer exceeded its credit on channel " + std::to_string(channel) + " fd " +
+                    std::to_string(fd) + " (" + std::to_string(bytes.size()) + " bytes, " +
                     std::to_string(in.window) + " allowed)");
   }
-  in.window -= d.bytes.size();
-  if (!d.bytes.empty()) delegate_->OnData(d.channel, d.fd, d.bytes);
+  in.window -= bytes.size();
+  if (!bytes.empty()) delegate_->OnData(channel, fd, bytes);
   return Ok();
 }
 

@@ -127,7 +127,7 @@ class Mux {
   };
 
   Status Dispatch(Message&& m);
-  Status OnDataFrame(Data&& d);
+  Status OnDataFrame(uint32_t channel, uint32_t fd, std::string_view bytes);
   Status Fail(uint32_t code, const std::string& text);
   Status QueueControl(const Message& m);
   bool StreamReady(const OutStream& s) const;

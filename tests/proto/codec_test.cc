@@ -217,3 +217,36 @@ TEST_CASE("the UnknownMessage placeholder cannot be sent", "[proto]") {
   REQUIRE_FALSE(EncodeFrame(UnknownMessage{9}, &out).ok());
   REQUIRE(out.empty());
 }
+
+TEST_CASE("a Data frame decodes as a view into the frame, other messages do not", "[proto]") {
+  std::string p = Payload(Data{5, 2, std::string("pay\0load", 8)});
+  auto v = DecodeDataView(p);
+  REQUIRE(v.ok());
+  REQUIRE(v->has_value());
+  REQUIRE((*v)->channel == 5);
+  REQUIRE((*v)->fd == 2);
+  REQUIRE((*v)->bytes == std::string("pay\0load", 8));
+  // The bytes point into the payload itself: nothing was copied.
+  REQUIRE((*v)->bytes.data() >= p.data());
+  REQUIRE((*v)->bytes.data() + (*v)->bytes.size() <= p.data() + p.size());
+
+  auto other = DecodeDataView(Payload(Ping{1}));
+  REQUIRE(other.ok());
+  REQUIRE_FALSE(other->has_value());
+}
+
+TEST_CASE("a damaged Data frame gives the same errors through the view decoder", "[proto]") {
+  std::string missing = RawMessage(4, 2, [](CborWriter& w) {
+    w.Uint(1);
+    w.Uint(1);
+    w.Uint(3);
+    w.Bytes("x");
+  });
+  auto v = DecodeDataView(missing);
+  REQUIRE_FALSE(v.ok());
+  REQUIRE(v.error().message() == DecodeError(missing));
+  std::string trailing = Payload(Data{1, 1, "x"}) + std::string(1, '\0');
+  auto t = DecodeDataView(trailing);
+  REQUIRE_FALSE(t.ok());
+  REQUIRE(t.error().message() == "Data: 1 trailing bytes after the message");
+}
