@@ -60,11 +60,16 @@ void AgentLink::Start(std::function<void(const proto::Hello&)> on_ready,
   // Callbacks only queue and wake the loop: they run on the transport's
   // thread and must never call back into the stream.
   ByteStream::Callbacks cb;
-  cb.on_data = [this](std::string_view bytes) {
+  // A stream that reports the end of each read burst gets one loop wake-up
+  // per burst, not one per chunk (each wake-up is a syscall and a context
+  // switch, a large share of the cost of a bulk transfer).
+  const bool batched = stream_->batches_data();
+  cb.on_data = [this, batched](std::string_view bytes) {
     std::lock_guard<std::mutex> lock(inbox_mu_);
     inbox_.append(bytes);
-    uv_async_send(async_);
+    if (!batched) uv_async_send(async_);
   };
+  cb.on_batch_end = [this] { uv_async_send(async_); };
   cb.on_stderr = [this](std::string_view bytes) {
     std::lock_guard<std::mutex> lock(inbox_mu_);
     stderr_inbox_.append(bytes);

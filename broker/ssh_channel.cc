@@ -6,25 +6,14 @@
 #include <cstring>
 #include <utility>
 
+#include "common/signals.h"
+
 namespace mproxy::broker {
 namespace {
 
 // Writes at most this much per Pump() so one busy channel cannot starve the
 // others; the peer's window (about 2 MiB with OpenSSH) bounds it anyway.
 constexpr size_t kMaxWritePerPump = 1 << 20;
-
-int SignalNumber(const std::string& name) {
-  static const std::pair<const char*, int> kSignals[] = {
-      {"HUP", SIGHUP},   {"INT", SIGINT},   {"QUIT", SIGQUIT}, {"ILL", SIGILL},
-      {"TRAP", SIGTRAP}, {"ABRT", SIGABRT}, {"BUS", SIGBUS},   {"FPE", SIGFPE},
-      {"KILL", SIGKILL}, {"USR1", SIGUSR1}, {"SEGV", SIGSEGV}, {"USR2", SIGUSR2},
-      {"PIPE", SIGPIPE}, {"ALRM", SIGALRM}, {"TERM", SIGTERM}, {"XCPU", SIGXCPU},
-      {"XFSZ", SIGXFSZ}, {"SYS", SIGSYS}};
-  for (const auto& [n, v] : kSignals) {
-    if (name == n) return v;
-  }
-  return 0;
-}
 
 }  // namespace
 
@@ -67,6 +56,10 @@ void SshChannel::QueueInput(std::string data) {
 void SshChannel::QueueEof() { eof_queued_ = true; }
 
 bool SshChannel::Pump() {
+  if (delivered_) {
+    delivered_ = false;
+    if (sink_.on_round_end) sink_.on_round_end();
+  }
   switch (state_) {
     case State::kNew:
       channel_ = ssh_channel_new(session_);
@@ -114,7 +107,7 @@ bool SshChannel::Pump() {
         exit.exit_code = exit_code_;
         if (!exit_signal_.empty()) {
           exit.signal = exit_signal_;
-          int n = SignalNumber(exit_signal_);
+          int n = SignalFromName(exit_signal_).value_or(0);
           exit.exit_code = n > 0 ? 128 + n : 255;
         }
         Finish(std::move(exit));
@@ -184,6 +177,7 @@ void SshChannel::Finish(ChannelExit exit) {
 void SshChannel::HandleData(const char* data, size_t len, bool is_stderr) {
   if (!is_stderr) {
     if (sink_.on_stdout) sink_.on_stdout(std::string_view(data, len));
+    delivered_ = true;
     return;
   }
   // Forward whole lines; keep the tail until its newline (or the end).

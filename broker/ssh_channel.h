@@ -28,6 +28,9 @@ struct ChannelSink {
   std::function<void(std::string_view)> on_stderr;   // whole lines, with '\n'
   std::function<void(const Status&)> on_started;     // exec accepted, or why not
   std::function<void(const ChannelExit&)> on_finished;  // last event, once
+  // At the start of each Pump() that follows delivered stdout: the end of
+  // one read round.
+  std::function<void()> on_round_end;
 };
 
 // Owned by SshConnection; every method runs on the connection's thread.
@@ -64,6 +67,7 @@ class SshChannel {
                            const char* errmsg, const char* lang, void* self) noexcept;
 
   void HandleData(const char* data, size_t len, bool is_stderr);
+  bool delivered_ = false;  // stdout delivered since the last Pump()
   Status WriteInput();
   void Finish(ChannelExit exit);
   std::string Describe() const;

@@ -323,6 +323,9 @@ Result<SshConnection::ChannelId> SshConnection::OpenExec(const std::string& comm
   r.sink.on_stderr = [cb](std::string_view d) {
     if (cb->on_stderr) cb->on_stderr(d);
   };
+  r.sink.on_round_end = [cb] {
+    if (cb->on_round_end) cb->on_round_end();
+  };
   r.sink.on_started = [started, was_started](const Status& s) {
     *was_started = s.ok();
     started->set_value(s);

@@ -36,6 +36,8 @@ struct ExecCallbacks {
   // Once, last: Ok when the command exited 0; otherwise why it ended (exit
   // status, signal, or "connection to ... lost: ...").
   std::function<void(const Status&)> on_closed;
+  // After each read round that delivered stdout (optional).
+  std::function<void()> on_round_end;
 };
 
 // Owned by the broker's session (or a transport). libssh is blocking and not

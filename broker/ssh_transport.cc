@@ -44,6 +44,12 @@ struct StreamState {
     if (kind == 0 && cb.on_data) cb.on_data(bytes);
     if (kind == 1 && cb.on_stderr) cb.on_stderr(bytes);
   }
+  // The end of one read round of the connection's thread.
+  void RoundEnd() {
+    std::lock_guard<std::mutex> lock(mu);
+    if (off || !started) return;
+    if (cb.on_batch_end) cb.on_batch_end();
+  }
   void Dispatch(const Event& e) {
     if (e.kind == 0 && cb.on_data) cb.on_data(e.bytes);
     if (e.kind == 1 && cb.on_stderr) cb.on_stderr(e.bytes);
@@ -63,8 +69,11 @@ class SshStream : public ByteStream {
     state_->cb = std::move(callbacks);
     state_->started = true;
     for (const auto& e : state_->early) state_->Dispatch(e);
+    if (!state_->early.empty() && state_->cb.on_batch_end) state_->cb.on_batch_end();
     state_->early.clear();
   }
+
+  bool batches_data() const override { return true; }
 
   void Send(std::string bytes) override { connection_->Send(id_, std::move(bytes)); }
 
@@ -105,6 +114,7 @@ Result<std::unique_ptr<ByteStream>> SshTransport::Open(const std::string& comman
   cb.on_stdout = [state](std::string_view d) { state->DeliverBytes(0, d); };
   cb.on_stderr = [state](std::string_view d) { state->DeliverBytes(1, d); };
   cb.on_closed = [state](const Status& s) { state->Deliver({2, "", s}); };
+  cb.on_round_end = [state] { state->RoundEnd(); };
   auto id = connection_->OpenExec(command, std::move(cb));
   if (!id.ok()) return id.error();
   return std::unique_ptr<ByteStream>(new SshStream(connection_.get(), *id, state));

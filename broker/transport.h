@@ -29,6 +29,10 @@ class ByteStream {
     std::function<void(std::string_view)> on_data;     // remote stdout bytes
     std::function<void(std::string_view)> on_stderr;   // remote stderr bytes
     std::function<void(const Status&)> on_closed;      // once, last callback
+    // After a burst of on_data calls (one read round of the transport), when
+    // batches_data() is true: a consumer may wake up once per burst instead
+    // of once per chunk.
+    std::function<void()> on_batch_end;
   };
 
   virtual ~ByteStream() = default;
@@ -38,6 +42,8 @@ class ByteStream {
   virtual void Send(std::string bytes) = 0;
   // Stops the stream and waits until no callback is running or will run.
   virtual void Close() = 0;
+  // True when every burst of on_data is followed by on_batch_end.
+  virtual bool batches_data() const { return false; }
 };
 
 // Owned by the broker's session. Methods block: call them off the loop thread
