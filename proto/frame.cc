@@ -1,6 +1,8 @@
 // Frame header encoding and the incremental frame splitter.
 #include "proto/frame.h"
 
+#include <algorithm>
+
 namespace mproxy::proto {
 
 size_t BeginFrame(std::string* out) {
@@ -26,28 +28,69 @@ Status FinishFrame(std::string* out, size_t start) {
 }
 
 void FrameDecoder::Feed(std::string_view bytes) {
-  // Drop consumed bytes before growing, so the buffer stays near one frame.
-  if (start_ > 0 && (start_ == buf_.size() || start_ >= buf_.size() / 2)) {
-    buf_.erase(0, start_);
+  // Next() leaves nothing unread before it asks for more (or fails, and then
+  // the stream is dead anyway).
+  in_ = bytes;
+  if (start_ == buf_.size()) {
+    buf_.clear();
+    start_ = 0;
+  } else if (start_ > 0) {
+    buf_.erase(0, start_);  // the tail of a partial frame: small
     start_ = 0;
   }
-  buf_.append(bytes);
 }
 
-Result<std::optional<std::string_view>> FrameDecoder::Next() {
-  size_t avail = buf_.size() - start_;
-  if (avail < kFrameHeaderSize) return std::optional<std::string_view>();
-  const auto* h = reinterpret_cast<const unsigned char*>(buf_.data() + start_);
-  uint32_t len = (uint32_t{h[0]} << 24) | (uint32_t{h[1]} << 16) |
-                 (uint32_t{h[2]} << 8) | uint32_t{h[3]};
+Result<uint32_t> FrameDecoder::Length(const char* header) const {
+  const auto* h = reinterpret_cast<const unsigned char*>(header);
+  uint32_t len = (uint32_t{h[0]} << 24) | (uint32_t{h[1]} << 16) | (uint32_t{h[2]} << 8) |
+                 uint32_t{h[3]};
   if (len > kMaxFrameSize) {
     return Error("frame: length " + std::to_string(len) +
                  " exceeds the maximum frame size of " + std::to_string(kMaxFrameSize));
   }
-  if (avail < kFrameHeaderSize + len) return std::optional<std::string_view>();
-  std::string_view payload(buf_.data() + start_ + kFrameHeaderSize, len);
-  start_ += kFrameHeaderSize + len;
-  return std::optional<std::string_view>(payload);
+  return len;
+}
+
+void FrameDecoder::Save(size_t n) {
+  buf_.append(in_.substr(0, n));
+  in_.remove_prefix(n);
+}
+
+Result<std::optional<std::string_view>> FrameDecoder::Next() {
+  using Payload = std::optional<std::string_view>;
+  if (start_ < buf_.size()) {
+    // Finish the frame that began in an earlier chunk.
+    size_t have = buf_.size() - start_;
+    if (have < kFrameHeaderSize) Save(std::min(kFrameHeaderSize - have, in_.size()));
+    have = buf_.size() - start_;
+    if (have < kFrameHeaderSize) return Payload();
+    auto len = Length(buf_.data() + start_);
+    if (!len) return len.error();
+    size_t total = kFrameHeaderSize + *len;
+    if (have < total) Save(std::min(total - have, in_.size()));
+    if (buf_.size() - start_ < total) return Payload();
+    std::string_view payload(buf_.data() + start_ + kFrameHeaderSize, *len);
+    start_ += total;
+    return Payload(payload);
+  }
+  if (start_ > 0) {  // the previous payload was the last of buf_: reuse it
+    buf_.clear();
+    start_ = 0;
+  }
+  if (in_.size() < kFrameHeaderSize) {
+    Save(in_.size());
+    return Payload();
+  }
+  auto len = Length(in_.data());
+  if (!len) return len.error();
+  size_t total = kFrameHeaderSize + *len;
+  if (in_.size() < total) {
+    Save(in_.size());
+    return Payload();
+  }
+  std::string_view payload = in_.substr(kFrameHeaderSize, *len);
+  in_.remove_prefix(total);
+  return Payload(payload);
 }
 
 }  // namespace mproxy::proto

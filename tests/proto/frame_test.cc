@@ -65,3 +65,37 @@ TEST_CASE("encoding an oversized payload fails and leaves the buffer as it was",
   REQUIRE_THAT(s.error().message(), Catch::Contains("exceeds the maximum frame size"));
   REQUIRE(out == "keep");
 }
+
+TEST_CASE("whole frames are returned in place; only a split frame is copied", "[proto]") {
+  std::string stream = Frame("one") + Frame("two") + Frame(std::string(100, 'z'));
+  FrameDecoder d;
+  // The first chunk holds two whole frames and the start of the third.
+  std::string_view chunk1 = std::string_view(stream).substr(0, 20);
+  d.Feed(chunk1);
+  auto a = d.Next();
+  REQUIRE(a.ok());
+  REQUIRE(**a == "one");
+  REQUIRE((*a)->data() == chunk1.data() + kFrameHeaderSize);  // in place
+  auto b = d.Next();
+  REQUIRE(**b == "two");
+  auto more = d.Next();
+  REQUIRE(more.ok());
+  REQUIRE_FALSE(more->has_value());
+  REQUIRE(d.buffered() == 20 - 14);
+  d.Feed(std::string_view(stream).substr(20));
+  auto c = d.Next();
+  REQUIRE(c.ok());
+  REQUIRE(**c == std::string(100, 'z'));
+  REQUIRE(d.buffered() == 0);
+}
+
+TEST_CASE("an oversized length is refused even when it arrives across chunks", "[proto]") {
+  FrameDecoder d;
+  std::string header("\x7f\xff\xff\xff", 4);
+  d.Feed(std::string_view(header).substr(0, 2));
+  REQUIRE_FALSE(d.Next()->has_value());
+  d.Feed(std::string_view(header).substr(2));
+  auto f = d.Next();
+  REQUIRE_FALSE(f.ok());
+  REQUIRE_THAT(f.error().message(), Catch::StartsWith("frame: length 2147483647 exceeds"));
+}
