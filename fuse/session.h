@@ -1,0 +1,119 @@
+// FuseSession: one mounted libfuse low-level session served on its own
+// threads, with RAII unmount, stale-mount recovery, a clear "FUSE is not
+// usable here" check, and asynchronous kernel cache invalidation.
+#pragma once
+
+#include <fuse_lowlevel.h>
+#include <sys/types.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/result.h"
+#include "common/unique_fd.h"
+
+namespace spdlog {
+class logger;
+}
+
+namespace mproxy::fuse {
+
+// Whether this process can mount a FUSE filesystem at all: /dev/fuse exists
+// and can be opened, and (unprivileged) fusermount3 is installed. The error
+// says which of these is missing and what still works without FUSE. Cheap;
+// the broker may call it once up front to report the problem a single time.
+Status CheckFuseUsable();
+
+// If `mountpoint` is a dead FUSE mount (a previous process was killed while
+// serving it, so every access fails with ENOTCONN), detaches it: umount2
+// MNT_DETACH as root, `fusermount3 -u -q -z` otherwise. Then checks that
+// `mountpoint` is a directory. Safe to call on a healthy directory.
+Status ClearStaleMount(const std::string& mountpoint);
+
+struct SessionOptions {
+  std::string mountpoint;
+  // FUSE mount options, joined into one "-o a,b,c" (e.g. "ro",
+  // "default_permissions", "fsname=x").
+  std::vector<std::string> mount_options;
+  // Worker threads serving requests (a callback that blocks, such as a
+  // refresh, ties up one of them).
+  unsigned threads = 4;
+  // Where warnings go; null means spdlog's default logger.
+  std::shared_ptr<spdlog::logger> logger;
+};
+
+// One mounted session. Owned by the filesystem object that provides `ops` and
+// `userdata` (which must outlive it). Start(), Stop() and the destructor are
+// for the owner's thread; Invalidate*() and stopping() may be called from any
+// thread, including from inside a FUSE callback.
+//
+// Threads: a fixed pool of workers, all async signals blocked, each polling
+// /dev/fuse (non-blocking) and an eventfd that Stop() signals. Not libfuse's
+// own mt loop: it stops by cancelling workers and drops requests it has
+// already read once the session is exited, which leaves their callers in an
+// uninterruptible wait. Neither a libuv loop nor signal handling ever waits
+// on FUSE. A second thread sends
+// cache invalidations to the kernel: fuse_lowlevel_notify_inval_entry() takes
+// the parent directory's inode lock, which an in-flight lookup may hold, so
+// calling it from a callback (or from a thread a callback waits on) could
+// deadlock; queued, it just waits its turn.
+class FuseSession {
+ public:
+  // Checks CheckFuseUsable(), clears a stale mount, creates the session,
+  // mounts it and starts the worker and notifier threads.
+  static Result<std::unique_ptr<FuseSession>> Start(
+      SessionOptions options, const fuse_lowlevel_ops& ops, void* userdata);
+
+  FuseSession(const FuseSession&) = delete;
+  FuseSession& operator=(const FuseSession&) = delete;
+  ~FuseSession();  // Stop()
+
+  // Lets each worker finish the request in hand, joins every thread, then
+  // closes /dev/fuse (anything still waiting on the mount gets ENOTCONN) and
+  // lazily unmounts. Blocks until callbacks in progress return, so a callback
+  // must never wait on the thread that calls Stop(). Idempotent.
+  void Stop();
+  bool stopping() const { return stopping_.load(std::memory_order_acquire); }
+
+  // Queue "forget the dentry parent/name" (a removed entry vanishes now, not
+  // after its entry timeout) or "forget the attributes of ino".
+  void InvalidateEntry(fuse_ino_t parent, std::string name);
+  void InvalidateAttributes(fuse_ino_t ino);
+
+  const std::string& mountpoint() const { return options_.mountpoint; }
+
+ private:
+  struct Invalidation {
+    fuse_ino_t ino = 0;
+    std::string name;  // empty: attributes of ino; else: entry in dir ino
+  };
+
+  explicit FuseSession(SessionOptions options);
+  void WorkerMain();
+  void NotifierMain();
+
+  const SessionOptions options_;
+  std::shared_ptr<spdlog::logger> log_;
+  fuse_session* se_ = nullptr;
+  UniqueFd stop_fd_;  // eventfd: readable once Stop() has begun
+  std::atomic<bool> stopping_{false};
+  bool stopped_ = false;  // owner thread only
+
+  std::vector<std::thread> workers_;
+
+  std::thread notifier_thread_;
+  // Guards queue_ and notifier_stop_; leaf lock, never held across a kernel
+  // call.
+  std::mutex notify_mu_;
+  std::condition_variable notify_cv_;
+  std::deque<Invalidation> queue_;
+  bool notifier_stop_ = false;
+};
+
+}  // namespace mproxy::fuse
