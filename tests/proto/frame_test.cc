@@ -41,7 +41,8 @@ TEST_CASE("frames split at every byte boundary reassemble", "[proto]") {
 
 TEST_CASE("a length over the maximum is refused as soon as the header arrives", "[proto]") {
   FrameDecoder d;
-  d.Feed(std::string("\x00\x10\x00\x01", 4));  // 1 MiB + 1
+  const std::string header("\x00\x10\x00\x01", 4);  // 1 MiB + 1; outlives Next()
+  d.Feed(header);
   auto f = d.Next();
   REQUIRE_FALSE(f.ok());
   REQUIRE(f.error().message() == "frame: length 1048577 exceeds the maximum frame size of 1048576");
