@@ -14,6 +14,7 @@
 #include <map>
 
 #include "common/io.h"
+#include "common/passwd.h"
 #include "common/unique_fd.h"
 
 // Debian's toml++ (libtomlplusplus-dev): a complete, well-tested TOML 1.0
@@ -363,21 +364,6 @@ class LayerParser {
   ConfigLayer layer_;
 };
 
-// The current user's home from the passwd entry; $HOME only when there is
-// none (a uid without an entry, as in some containers).
-std::string PasswdHomeDir() {
-  long size = sysconf(_SC_GETPW_R_SIZE_MAX);
-  std::string buf(size > 0 ? static_cast<size_t>(size) : 16384, '\0');
-  passwd pw{};
-  passwd* found = nullptr;
-  if (getpwuid_r(getuid(), &pw, buf.data(), buf.size(), &found) == 0 && found != nullptr &&
-      found->pw_dir != nullptr && found->pw_dir[0] != '\0') {
-    return found->pw_dir;
-  }
-  const char* env = std::getenv("HOME");
-  return env != nullptr ? env : "/";
-}
-
 }  // namespace
 
 Result<LocalRules> LocalRules::Parse(const std::vector<std::string>& entries) {
@@ -557,7 +543,7 @@ void ApplyCommandLine(const ConfigLayer& flags, Config* config) {
 
 ConfigSources DefaultConfigSources(std::string explicit_file) {
   ConfigSources sources;
-  sources.home = PasswdHomeDir();
+  sources.home = HomeDirectory();
   std::string home = sources.home;
   if (home.empty() || home.back() != '/') home += '/';
   sources.optional_files = {std::string(kSystemConfigFile), home + std::string(kUserConfigFile)};

@@ -9,6 +9,8 @@
 #include <cstdlib>
 #include <utility>
 
+#include "common/passwd.h"
+
 namespace mproxy::broker {
 namespace {
 
@@ -28,30 +30,13 @@ std::string GetOption(ssh_session session, ssh_options_e option) {
   return out;
 }
 
-// The current user's passwd entry: (name, home); empty strings if missing.
-std::pair<std::string, std::string> LookupPasswd() {
-  long size = sysconf(_SC_GETPW_R_SIZE_MAX);
-  std::string buf(size > 0 ? static_cast<size_t>(size) : 16384, '\0');
-  passwd pw{};
-  passwd* found = nullptr;
-  if (getpwuid_r(getuid(), &pw, buf.data(), buf.size(), &found) != 0 || found == nullptr) {
-    return {};
-  }
-  return {found->pw_name ? found->pw_name : "", found->pw_dir ? found->pw_dir : ""};
-}
-
 }  // namespace
 
 std::string SshTarget::ToString() const {
   return user + "@" + host + ":" + std::to_string(port);
 }
 
-std::string PasswdHome() {
-  std::string home = LookupPasswd().second;
-  if (!home.empty()) return home;
-  const char* env = std::getenv("HOME");
-  return env ? env : "/";
-}
+std::string PasswdHome() { return HomeDirectory(); }
 
 Status ApplySshOptions(ssh_session session, const SshOptions& options) {
   if (options.host.empty()) return Error("ssh: no host given");
@@ -121,7 +106,7 @@ SshTarget EffectiveTarget(ssh_session session) {
   if (ssh_options_get_port(session, &port) == SSH_OK) t.port = static_cast<int>(port);
   t.user = GetOption(session, SSH_OPTIONS_USER);
   if (t.user.empty()) {
-    t.user = LookupPasswd().first;
+    t.user = CurrentUserEntry().name;
   }
   // Before ssh_connect() expands it, the default is "%d/known_hosts".
   std::string path = GetOption(session, SSH_OPTIONS_KNOWNHOSTS);
