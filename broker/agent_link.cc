@@ -18,6 +18,7 @@ AgentLink::AgentLink(uv_loop_t* loop, std::unique_ptr<ByteStream> stream, std::s
     : loop_(loop),
       stream_(std::move(stream)),
       peer_name_(std::move(peer_name)),
+      log_(Log("link")),
       mux_(this, proto::MakeHello(MPROXY_VERSION,
                                   std::vector<std::string>(std::begin(kCapabilities),
                                                            std::end(kCapabilities)))) {
@@ -117,7 +118,7 @@ void AgentLink::Drain() {
   }
   if (down_) return;
   if (!bytes.empty()) {
-    Log("link")->trace("{}: {} bytes from agent", peer_name_, bytes.size());
+    log_->trace("{}: {} bytes from agent", peer_name_, bytes.size());
     if (auto s = mux_.Feed(bytes); !s) {
       Flush();  // the Error telling the agent why
       Fail(Error("protocol error from agent on " + peer_name_ + ": " + s.error().message()));
@@ -164,14 +165,16 @@ void AgentLink::Shutdown(const Status& why) {
 }
 
 void AgentLink::OnHello(const proto::Hello& peer, uint32_t version) {
-  Log("link")->debug("{}: agent {} ({} {}), protocol {}", peer_name_, peer.program_version,
+  log_->debug("{}: agent {} ({} {}), protocol {}", peer_name_, peer.program_version,
                      peer.os, peer.arch, version);
   ready_ = true;
   if (on_ready_) on_ready_(peer);
 }
 
 void AgentLink::OnMessage(proto::Message&& m) {
-  Log("link")->trace("{}: received {}", peer_name_, proto::MessageName(m));
+  if (log_->should_log(spdlog::level::trace)) {
+    log_->trace("{}: received {}", peer_name_, proto::MessageName(m));
+  }
   if (auto* exit = std::get_if<proto::Exit>(&m)) {
     auto it = channels_.find(exit->channel);
     if (it == channels_.end()) return;
@@ -197,7 +200,7 @@ void AgentLink::OnMessage(proto::Message&& m) {
         return;
       }
     }
-    Log("link")->warn("{}: agent reported: {}", peer_name_, err->text);
+    log_->warn("{}: agent reported: {}", peer_name_, err->text);
   } else if (auto* log = std::get_if<proto::Log>(&m)) {
     Log("agent")->log(spdlog::level::from_str(log->level), "{}: {}", peer_name_, log->text);
   } else if (auto* ping = std::get_if<proto::Ping>(&m)) {

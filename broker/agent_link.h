@@ -3,6 +3,7 @@
 // Routes channel events to per-channel handlers and answers PathQuery.
 #pragma once
 
+#include <spdlog/spdlog.h>
 #include <uv.h>
 
 #include <functional>
@@ -86,6 +87,9 @@ class AgentLink : public proto::MuxDelegate {
   uv_loop_t* loop_;
   std::unique_ptr<ByteStream> stream_;
   std::string peer_name_;
+  // Looked up once: Log() takes the registry lock, and some calls sit on the
+  // per-wake-up path.
+  std::shared_ptr<spdlog::logger> log_;
   proto::Mux mux_;
   uv_async_t* async_ = nullptr;  // these two are freed in their close callbacks
   uv_idle_t* idle_ = nullptr;    // runs Flush on the next loop turn

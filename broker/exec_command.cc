@@ -38,7 +38,7 @@ std::vector<std::string> ExecCommand::DefaultForwardedEnv() {
 }
 
 ExecCommand::ExecCommand(uv_loop_t* loop, AgentLink* link, ExecRequest req)
-    : loop_(loop), link_(link), req_(std::move(req)) {}
+    : loop_(loop), link_(link), req_(std::move(req)), log_(Log("exec")) {}
 
 ExecCommand::~ExecCommand() {
   for (uv_signal_t* s : signals_) {
@@ -96,7 +96,7 @@ void ExecCommand::Start(std::function<void(int)> done) {
         loop_, std::move(*lfd),
         [this, fd](size_t n) { link_->Consume(channel_, fd, n); },
         [this, fd](const Status& why) {
-          Log("exec")->debug("local fd {}: {}", fd, why.error().message());
+          log_->debug("local fd {}: {}", fd, why.error().message());
           // Like a local pipeline: the writer whose reader went away gets
           // SIGPIPE.
           if (fd == 1) link_->SendSignal(channel_, "PIPE");
@@ -118,7 +118,7 @@ void ExecCommand::Start(std::function<void(int)> done) {
 }
 
 bool ExecCommand::OnStdin(std::string_view bytes) {
-  Log("exec")->trace("stdin: {} bytes read, {} pending", bytes.size(), stdin_pending_.size());
+  log_->trace("stdin: {} bytes read, {} pending", bytes.size(), stdin_pending_.size());
   if (!stdin_pending_.empty()) {
     stdin_pending_.append(bytes);
     return false;
@@ -130,7 +130,7 @@ bool ExecCommand::OnStdin(std::string_view bytes) {
 }
 
 void ExecCommand::PushStdin() {
-  Log("exec")->trace("stdin: writable, {} pending, eof {}", stdin_pending_.size(), stdin_eof_);
+  log_->trace("stdin: writable, {} pending, eof {}", stdin_pending_.size(), stdin_eof_);
   if (!stdin_pending_.empty()) {
     size_t n = link_->Write(channel_, 0, stdin_pending_);
     stdin_pending_.erase(0, n);

@@ -5,6 +5,7 @@
 // connection is lost).
 #pragma once
 
+#include <spdlog/spdlog.h>
 #include <uv.h>
 
 #include <memory>
@@ -58,6 +59,7 @@ class ExecCommand : public ChannelHandler {
   uv_loop_t* loop_;
   AgentLink* link_;
   ExecRequest req_;
+  std::shared_ptr<spdlog::logger> log_;  // looked up once, used per stdin chunk
   std::function<void(int)> done_;
   uint32_t channel_ = 0;
   bool open_ = false;
