@@ -10,7 +10,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 seconds="${1:-60}"
 shift || true
 targets=("$@")
-[ "${#targets[@]}" -eq 0 ] && targets=(message_fuzz stream_fuzz config_fuzz)
+[ "${#targets[@]}" -eq 0 ] && targets=(message_fuzz stream_fuzz config_fuzz shim_wire_fuzz)
 
 "$root/scripts/install-deps.sh"
 CC=clang CXX=clang++ cmake -S "$root" -B "$root/build-fuzz" -G Ninja \
