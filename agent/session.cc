@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <type_traits>
 
@@ -307,6 +308,7 @@ void Session::HandleClose(const proto::Close& close) {
 void Session::HandlePathQuery(const proto::PathQuery& q) {
   proto::PathInfo info;
   info.id = q.id;
+  if (const char* home = getenv("HOME"); home != nullptr) info.home = home;
   info.entries = ListExecutables(q.dirs.empty() ? SplitPath(options_.fallback_path) : q.dirs);
   if (auto s = mux_.Send(info); !s) {
     size_t n = info.entries.size();

@@ -1,9 +1,12 @@
-// Command-line parsing for `mproxy` (CLI11): subcommands, shared connection
-// options, and the program after `--`.
+// Command-line parsing for `mproxy` (CLI11): the session form
+// `mproxy [options] HOST -- program`, the `exec` and `paths` subcommands,
+// and the configuration files layered under the flags.
 #pragma once
 
 #include <string>
 #include <vector>
+
+#include "broker/config.h"
 
 namespace mproxy::broker {
 
@@ -21,21 +24,21 @@ struct ConnectOptions {
 };
 
 struct CliOptions {
-  enum class Command { kNone, kExec, kPaths };
+  enum class Command { kNone, kSession, kExec, kPaths };
   Command command = Command::kNone;
-  ConnectOptions connect;
+  ConnectOptions connect;            // after the configuration is applied
   std::vector<std::string> program;  // after --
-  bool force_tty = false;            // -t
-  bool no_tty = false;               // -T
-  std::string cwd;                   // -w
-  std::string log_level = "warn";
+  bool force_tty = false;            // exec -t
+  bool no_tty = false;               // exec -T
+  std::string cwd;                   // -w: remote dir for exec, local dir for a session
+  Config config;                     // files + flags
+  std::string log_level;             // resolved: config, --log-level, --verbose
   std::string log_file;
-  int verbose = 0;
 };
 
-// Parses argv. Returns the exit status to use right away (0 after --help or
-// --version, 2 after a usage error, with the message printed), or -1 to go
-// on with `out` filled in.
+// Parses argv and loads the configuration. Returns the exit status to use
+// right away (0 after --help or --version, 2 after a usage or configuration
+// error, with the message printed), or -1 to go on with `out` filled in.
 int ParseCommandLine(int argc, char** argv, CliOptions* out);
 
 }  // namespace mproxy::broker

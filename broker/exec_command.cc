@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "broker/logging.h"
+#include "broker/remote_exit.h"
 #include "common/io.h"
 #include "common/signals.h"
 
@@ -160,26 +161,10 @@ void ExecCommand::OnWritable(uint32_t fd) {
 void ExecCommand::OnExit(const proto::Exit& exit) {
   open_ = false;
   if (stdin_) stdin_->Close();
-  int status = 0;
-  if (exit.signal) {
-    auto signo = SignalFromName(*exit.signal);
-    status = signo ? 128 + *signo : 255;
-  } else if (exit.code) {
-    status = *exit.code & 0xff;
-  } else {
-    status = 255;
-  }
-  if (!exit.error.empty()) {
-    std::string text = exit.error;
-    if (text.size() >= 17 && text.compare(text.size() - 17, 17, "command not found") == 0) {
-      text += " on " + req_.host_label;
-    } else {
-      text = req_.host_label + ": " + text;
-    }
-    // Printed after the command's own output, as a shell's message would be.
-    error_after_drain_ = text;
-  }
-  FinishWhenDrained(status);
+  RemoteExit r = DescribeExit(exit, req_.host_label);
+  // Printed after the command's own output, as a shell's message would be.
+  error_after_drain_ = r.message;
+  FinishWhenDrained(r.status);
 }
 
 void ExecCommand::OnChannelError(const proto::ErrorMsg& err) {

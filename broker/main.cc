@@ -6,28 +6,22 @@
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
+#include <filesystem>
 #include <memory>
+#include <set>
 
 #include "broker/agent_link.h"
 #include "broker/cli.h"
 #include "broker/connect.h"
 #include "broker/exec_command.h"
 #include "broker/logging.h"
+#include "broker/session.h"
 #include "broker/terminal.h"
 
 using namespace mproxy;
 using namespace mproxy::broker;
 
 namespace {
-
-const char* LevelFor(const CliOptions& o) {
-  switch (o.verbose) {
-    case 0: return o.log_level.c_str();
-    case 1: return "info";
-    case 2: return "debug";
-    default: return "trace";
-  }
-}
 
 int RunPaths(uv_loop_t* loop, AgentLink* link) {
   int status = 255;
@@ -79,18 +73,41 @@ void ReserveStdFds() {
   }
 }
 
+int RunProgram(uv_loop_t* loop, AgentLink* link, const CliOptions& o,
+               const std::set<int>& inherited) {
+  SessionOptions so;
+  so.program = o.program;
+  so.workdir = o.cwd;
+  so.config = o.config;
+  so.host_label = link->peer_name();
+  so.inherited_fds = inherited;
+  return RunSession(loop, link, so);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   ReserveStdFds();
+  // Before anything of ours is open: these stay open for the program.
+  const std::set<int> inherited = OpenFds();
   std::signal(SIGPIPE, SIG_IGN);
   CliOptions opts;
   if (int rc = ParseCommandLine(argc, argv, &opts); rc >= 0) return rc;
-  if (auto s = SetupLogging(LevelFor(opts), opts.log_file); !s) {
+  if (auto s = SetupLogging(opts.log_level, opts.log_file); !s) {
     std::fprintf(stderr, "mproxy: %s\n", s.error().message().c_str());
     return 2;
   }
 
+  if (opts.command == CliOptions::Command::kSession && !opts.cwd.empty() &&
+      !std::filesystem::is_directory(opts.cwd)) {
+    std::fprintf(stderr, "mproxy: -w %s: not a directory here\n", opts.cwd.c_str());
+    return 2;
+  }
+  if (opts.command == CliOptions::Command::kSession &&
+      ResolveLocalProgram(opts.program[0]).empty()) {
+    std::fprintf(stderr, "mproxy: %s: command not found\n", opts.program[0].c_str());
+    return 127;
+  }
   auto conn = Connect(opts.connect);
   if (!conn) {
     std::fprintf(stderr, "mproxy: %s\n", conn.error().message().c_str());
@@ -104,14 +121,22 @@ int main(int argc, char** argv) {
     link.Start([&](const proto::Hello&) { uv_stop(loop); },
                [&](const Status& why) {
                  lost = true;
-                 // Once a command runs, it reports a lost session itself.
-                 if (!link.ready()) std::fprintf(stderr, "mproxy: %s\n", why.error().message().c_str());
-                 uv_stop(loop);
+                 // Once a command runs, it reports a lost session itself, and
+                 // a session's program keeps running without the link.
+                 if (!link.ready()) {
+                   std::fprintf(stderr, "mproxy: %s\n", why.error().message().c_str());
+                   uv_stop(loop);
+                 } else if (opts.command != CliOptions::Command::kSession) {
+                   uv_stop(loop);
+                 }
                });
     uv_run(loop, UV_RUN_DEFAULT);  // until the agent's Hello
     if (!lost && link.ready()) {
-      status = opts.command == CliOptions::Command::kPaths ? RunPaths(loop, &link)
-                                                           : RunExec(loop, &link, opts);
+      switch (opts.command) {
+        case CliOptions::Command::kPaths: status = RunPaths(loop, &link); break;
+        case CliOptions::Command::kExec: status = RunExec(loop, &link, opts); break;
+        default: status = RunProgram(loop, &link, opts, inherited); break;
+      }
     }
     RestoreAllTerminals();
   }

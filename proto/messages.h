@@ -300,12 +300,14 @@ struct PathInfo {
   uint64_t id = 0;
   std::vector<PathEntry> entries;
   std::string error;
+  std::string home;  // the agent's $HOME: what "~" means on that side
 
   template <class S, class V>
   static void Fields(S& s, V& v) {
     v(1, "id", s.id, kRequired);
     v(2, "entries", s.entries, kOptional);
     v(3, "error", s.error, kOptional | kText);
+    v(4, "home", s.home, kOptional | kText);
   }
   bool operator==(const PathInfo&) const = default;
 };

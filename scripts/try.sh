@@ -3,7 +3,8 @@
 # loopback (scripts/test-sshd.sh) and uses that.
 #   scripts/try.sh                      demo against a throwaway loopback sshd
 #   scripts/try.sh [user@]host[:port]   demo against your own host
-#   scripts/try.sh [HOST] -- CMD ARGS   run CMD remotely instead of the demo
+#   scripts/try.sh [HOST] -- PROGRAM    a session: PROGRAM (e.g. bash) runs here,
+#                                       the commands it starts run on HOST
 # Installs the Debian packages it needs and builds mproxy first.
 set -euo pipefail
 
@@ -14,7 +15,7 @@ if [ $# -gt 0 ] && [ "$1" != "--" ]; then host="$1"; shift; fi
 
 "$root/scripts/install-deps.sh" >/dev/null
 cmake -S "$root" -B "$root/build" -G Ninja -DMPROXY_WERROR=ON >/dev/null
-cmake --build "$root/build" --target mproxy mproxy-agent agent-bundle >/dev/null
+cmake --build "$root/build" --target mproxy mproxy-shim mproxy-agent agent-bundle >/dev/null
 mproxy="$root/build/broker/mproxy"
 
 conn=()
@@ -38,19 +39,28 @@ run() {
 }
 
 if [ $# -gt 0 ]; then
-  exec "$mproxy" exec "${conn[@]}" "$host" -- "$@"
+  # Not exec: the trap above must still stop the throwaway sshd.
+  set +e
+  "$mproxy" "${conn[@]}" "$host" -- "$@"
+  exit $?
 fi
 
-run exec "${conn[@]}" "$host" -- uname -sr
+marker="${MPROXY_TEST_SSH_MARKER:-/etc/hostname}"
+echo "# A session: bash runs here; every command it starts by name runs on $host."
+run "${conn[@]}" "$host" -- bash -c '
+  echo "remote cat:     $(cat '"$marker"')"
+  if [ -e '"$marker"' ]; then echo "local test -e:  exists here too"; else echo "local test -e:  no such file here (a bash builtin runs locally)"; fi
+  echo "pipeline:       $(printf "b\na\nc\n" | sort | head -n1) (printf local, sort and head remote)"
+  echo "type sort:      $(type -p sort)"
+  uname -sr
+  no-such-command-here
+  sh -c "exit 42"; echo "exit status:    $?"
+  sh -c "kill -TERM \$\$"; echo "killed by TERM: $?"
+'
+echo
+echo "# One command, as with ssh:"
 run exec "${conn[@]}" "$host" -- sh -c 'echo "I am $(id -un) in $PWD"; exit 42'
-if [ -n "${MPROXY_TEST_SSH_MARKER:-}" ]; then
-  run exec "${conn[@]}" "$host" -- cat "$MPROXY_TEST_SSH_MARKER"
-  echo "\$ cat $MPROXY_TEST_SSH_MARKER   # locally"
-  cat "$MPROXY_TEST_SSH_MARKER" 2>&1 || true
-fi
-echo "\$ printf 'b\\na\\nc\\n' | mproxy exec $host -- sort"
-printf 'b\na\nc\n' | "$mproxy" exec "${conn[@]}" "$host" -- sort
-run exec "${conn[@]}" "$host" -- sh -c 'kill -TERM $$'
-run exec "${conn[@]}" "$host" -- no-such-command
 echo "\$ mproxy paths $host | head -5"
 "$mproxy" paths "${conn[@]}" "$host" | head -5
+echo
+echo "# Interactive: scripts/try.sh ${1:-} -- bash   (then try vim, top, make ...)"

@@ -53,7 +53,7 @@ TEST_CASE("a fresh host gets the agent uploaded once, and later runs reuse it", 
   const std::string hash = BundleHash();
   const std::string agent_dir = cache + "/agent/" + hash;
 
-  auto first = Run(ExecArgv(*f, {"echo", "first"}, {}, {"-v"}), kLimit);
+  auto first = Run(ExecArgv(*f, {"echo", "first"}, {}, {"--verbose"}), kLimit);
   INFO("first run stderr:\n" << first.err);
   REQUIRE(first.Status() == "exit 0");
   CHECK(first.out == "first\n");
@@ -65,7 +65,7 @@ TEST_CASE("a fresh host gets the agent uploaded once, and later runs reuse it", 
   // The bundle's own MANIFEST, byte for byte.
   CHECK(ReadFile(agent_dir + "/MANIFEST") == ReadFile(BundleDir() + "/tree/MANIFEST"));
 
-  auto second = Run(ExecArgv(*f, {"echo", "second"}, {}, {"-v"}), kLimit);
+  auto second = Run(ExecArgv(*f, {"echo", "second"}, {}, {"--verbose"}), kLimit);
   INFO("second run stderr:\n" << second.err);
   REQUIRE(second.Status() == "exit 0");
   CHECK(second.out == "second\n");
@@ -90,8 +90,8 @@ TEST_CASE("two first runs at once both deploy safely and leave one clean install
     INFO("round " << round);
     fs::remove_all(cache);
     Child::Options a, b;
-    a.argv = ExecArgv(*f, {"echo", "a"}, {}, {"-v"});
-    b.argv = ExecArgv(*f, {"echo", "b"}, {}, {"-v"});
+    a.argv = ExecArgv(*f, {"echo", "a"}, {}, {"--verbose"});
+    b.argv = ExecArgv(*f, {"echo", "b"}, {}, {"--verbose"});
     a.stdin_kind = b.stdin_kind = Child::StdinKind::kFile;
     auto ca = Child::Spawn(a);
     auto cb = Child::Spawn(b);

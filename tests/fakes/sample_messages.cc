@@ -57,6 +57,7 @@ std::vector<Message> SampleMessages() {
   pi.entries = {{"grep", "/usr/bin/grep", 203152, 0100755, 1700000000},
                 {"old", "/opt/old", 1, 0100700, -5}};
   pi.error = "/nonexistent: No such file or directory";
+  pi.home = "/home/dev";
   out.push_back(pi);
   FsRequest fr;
   fr.id = 99;

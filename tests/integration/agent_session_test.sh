@@ -52,7 +52,7 @@ run() {
 via=(--via "$(command -v chroot) $root")
 
 # 1. First contact deploys the agent, then the command runs.
-run "" -v exec "${via[@]}" old -- sh -c 'echo hello; exit 3'
+run "" --verbose exec "${via[@]}" old -- sh -c 'echo hello; exit 3'
 [ "$rc" = 3 ] || fail "first run: exit $rc, want 3 (stderr: $err)"
 [ "$out" = $'hello\n' ] || fail "first run: stdout '$out'"
 [[ $err == *"uploading agent"* ]] || fail "first run did not upload the agent: $err"
@@ -60,7 +60,7 @@ run "" -v exec "${via[@]}" old -- sh -c 'echo hello; exit 3'
   fail "agent not at ~/.cache/mproxy/agent/$hash"
 
 # 2. The second run finds it and uploads nothing.
-run "" -v exec "${via[@]}" old -- sh -c 'echo again'
+run "" --verbose exec "${via[@]}" old -- sh -c 'echo again'
 [ "$rc" = 0 ] && [ "$out" = $'again\n' ] || fail "second run: exit $rc, stdout '$out'"
 [[ $err != *"uploading agent"* ]] || fail "second run uploaded again: $err"
 

@@ -1,0 +1,396 @@
+// RunSession: remote PATH -> stub directory -> shim socket -> entrypoint.
+#include "broker/session.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <list>
+#include <memory>
+
+#include "broker/logging.h"
+#include "broker/remote_commands.h"
+#include "broker/runtime_dir.h"
+#include "broker/shim_command.h"
+#include "broker/shim_listener.h"
+#include "fuse/stub_dir.h"
+#include "ns/bwrap_command.h"
+#include "ns/bwrap_probe.h"
+
+extern char** environ;
+
+namespace mproxy::broker {
+namespace {
+
+namespace fs = std::filesystem;
+
+// How long a lookup miss in the stub dir waits for a new enumeration.
+constexpr std::chrono::milliseconds kRefreshTimeout{3000};
+
+void PrintError(const std::string& line) { std::fprintf(stderr, "mproxy: %s\n", line.c_str()); }
+
+}  // namespace
+
+std::string ResolveLocalProgram(const std::string& program) {
+  if (program.find('/') != std::string::npos) {
+    return access(program.c_str(), X_OK) == 0 ? program : std::string();
+  }
+  const char* path = getenv("PATH");
+  std::string_view rest = path != nullptr ? path : std::string_view(ns::kFallbackPath);
+  while (true) {
+    size_t colon = rest.find(':');
+    std::string dir(rest.substr(0, colon));
+    std::string candidate = (dir.empty() ? "." : dir) + "/" + program;
+    struct stat st {};
+    if (stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
+        access(candidate.c_str(), X_OK) == 0) {
+      return candidate;
+    }
+    if (colon == std::string_view::npos) return {};
+    rest.remove_prefix(colon + 1);
+  }
+}
+
+namespace {
+
+// The first line of a script ("#!..."), or empty.
+std::string FirstLine(const std::string& path) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return {};
+  char buf[256];
+  ssize_t n = read(fd, buf, sizeof buf);
+  close(fd);
+  if (n < 2 || buf[0] != '#' || buf[1] != '!') return {};
+  std::string line(buf, static_cast<size_t>(n));
+  return line.substr(0, line.find('\n'));
+}
+
+Result<std::string> FindShim() {
+  if (const char* env = getenv("MPROXY_SHIM_PATH"); env != nullptr && *env != '\0') {
+    return std::string(env);
+  }
+  std::error_code ec;
+  fs::path self = fs::read_symlink("/proc/self/exe", ec);
+  if (ec) return Error("cannot find this program's path: " + ec.message());
+  fs::path dir = self.parent_path();
+  for (const fs::path& candidate : {dir / "mproxy-shim", dir / ".." / "shim" / "mproxy-shim",
+                                    dir / ".." / "lib" / "mproxy" / "mproxy-shim"}) {
+    if (access(candidate.c_str(), X_OK) == 0) return fs::weakly_canonical(candidate).string();
+  }
+  return Error("cannot find mproxy-shim next to " + self.string() + " (set MPROXY_SHIM_PATH)");
+}
+
+// Without FUSE: a plain directory of symlinks to the shim. PATH lookups work
+// the same; commands that appear remotely later need a new session.
+Status FillLinkDir(const std::string& dir, const std::string& shim,
+                   const std::vector<std::string>& names) {
+  for (const auto& name : names) {
+    if (name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos) continue;
+    std::string link = dir + "/" + name;
+    if (symlink(shim.c_str(), link.c_str()) != 0 && errno != EEXIST) {
+      return Error::FromErrno("symlink " + link, errno);
+    }
+  }
+  return Ok();
+}
+
+std::vector<std::string> CurrentEnv() {
+  std::vector<std::string> env;
+  for (char** e = environ; *e != nullptr; ++e) env.emplace_back(*e);
+  return env;
+}
+
+void CloseOnExecExcept(const std::set<int>& keep) {
+  for (int fd : OpenFds()) {
+    if (fd <= 2 || keep.count(fd)) continue;
+    int flags = fcntl(fd, F_GETFD);
+    if (flags >= 0 && !(flags & FD_CLOEXEC)) fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
+  }
+}
+
+std::vector<char*> CStrings(std::vector<std::string>& v) {
+  std::vector<char*> out;
+  out.reserve(v.size() + 1);
+  for (auto& s : v) out.push_back(s.data());
+  out.push_back(nullptr);
+  return out;
+}
+
+// One session on the loop thread; lives on RunSession's stack.
+class Session {
+ public:
+  Session(uv_loop_t* loop, AgentLink* link, const SessionOptions& o)
+      : loop_(loop), link_(link), o_(o), log_(Log("session")) {}
+  int Run();
+
+ private:
+  Status Prepare();
+  Status MountStubDir();
+  Status Spawn();
+  void OnShimConnection(UniqueFd fd);
+  void CommandDone(ShimCommand* cmd);
+  void Teardown();
+  static void OnChildExit(uv_process_t* p, int64_t status, int signal) noexcept;
+  static void OnSignal(uv_signal_t* h, int signum) noexcept;
+  static void OnReap(uv_idle_t* h) noexcept;
+
+  uv_loop_t* loop_;
+  AgentLink* link_;
+  const SessionOptions& o_;
+  std::shared_ptr<spdlog::logger> log_;
+
+  std::string program_path_;
+  std::unique_ptr<RemoteCommands> commands_;
+  std::unique_ptr<RuntimeDir> dir_;
+  std::string shim_path_;
+  std::unique_ptr<fuse::StubDir> stub_;
+  std::unique_ptr<ShimListener> listener_;
+  SessionContext ctx_;
+  std::list<std::unique_ptr<ShimCommand>> running_;
+  std::vector<ShimCommand*> finished_;
+  uv_idle_t* reaper_ = nullptr;
+  uv_process_t* child_ = nullptr;
+  std::vector<uv_signal_t*> signals_;
+  bool child_running_ = false;
+  int exit_status_ = 255;
+  bool lost_ = false;
+};
+
+int Session::Run() {
+  program_path_ = ResolveLocalProgram(o_.program[0]);
+  if (program_path_.empty()) {
+    PrintError(o_.program[0] + ": command not found");
+    return 127;
+  }
+  if (auto s = Prepare(); !s) {
+    PrintError(s.error().message());
+    Teardown();
+    return 255;
+  }
+  uv_run(loop_, UV_RUN_DEFAULT);  // until the program exits (OnChildExit stops the loop)
+  Teardown();
+  return exit_status_;
+}
+
+Status Session::Prepare() {
+  std::vector<std::string> keep_local = EntrypointLocalNames(program_path_, FirstLine(program_path_));
+  // `bwrap` runs the program, so it must stay local whatever its name.
+  keep_local.push_back("bwrap");
+  commands_ = std::make_unique<RemoteCommands>(loop_, link_, o_.config.local, keep_local);
+  Status listed = Error("the agent did not answer");
+  commands_->Query([&](Status s) {
+    listed = std::move(s);
+    uv_stop(loop_);
+  });
+  uv_run(loop_, UV_RUN_DEFAULT);
+  if (!listed) return listed;
+  log_->info("{} remote commands, {} kept local", commands_->Names().size(), keep_local.size());
+
+  auto dir = RuntimeDir::Create();
+  if (!dir) return dir.error();
+  dir_ = std::move(*dir);
+  auto shim = FindShim();
+  if (!shim) return shim.error();
+  shim_path_ = *shim;
+  if (auto s = MountStubDir(); !s) return s;
+
+  ctx_.link = link_;
+  ctx_.host_label = o_.host_label;
+  ctx_.env_policy = {o_.config.env_keep, o_.config.env_remove, dir_->stub_dir()};
+  ctx_.mounts = o_.config.mounts;
+  ctx_.remote_home = commands_->home();
+  ctx_.stub_dir = dir_->stub_dir();
+  ctx_.remote_path = [this](const std::string& name) { return commands_->RemotePath(name); };
+
+  auto listener = ShimListener::Listen(loop_, dir_->socket_path(),
+                                       [this](UniqueFd fd) { OnShimConnection(std::move(fd)); });
+  if (!listener) return listener.error();
+  listener_ = std::move(*listener);
+  reaper_ = new uv_idle_t;
+  uv_idle_init(loop_, reaper_);
+  reaper_->data = this;
+  return Spawn();
+}
+
+Status Session::MountStubDir() {
+  fuse::StubDirOptions so;
+  so.mountpoint = dir_->stub_dir();
+  so.shim_path = shim_path_;
+  so.names = commands_->Names();
+  RemoteCommands* commands = commands_.get();
+  so.refresh = [commands]() { return commands->RefreshBlocking(kRefreshTimeout); };
+  so.logger = Log("fuse");
+  auto stub = fuse::StubDir::Mount(std::move(so));
+  if (stub) {
+    stub_ = std::move(*stub);
+    return Ok();
+  }
+  PrintError("the path-stub directory needs FUSE (" + stub.error().message() +
+             "); using a directory of links instead: commands that appear on " + o_.host_label +
+             " later need a new session");
+  return FillLinkDir(dir_->stub_dir(), shim_path_, commands_->Names());
+}
+
+Status Session::Spawn() {
+  ns::NamespaceSpec spec;
+  spec.stub_dir = dir_->stub_dir();
+  spec.path_injection = o_.config.path_injection;
+  spec.socket_path = dir_->socket_path();
+  spec.host = o_.host_label;
+  spec.session_id = dir_->id();
+  spec.program = o_.program;
+  auto bwrap = ns::FindUsableBwrap();
+  bool use_bwrap = bwrap.ok();
+  if (use_bwrap) {
+    spec.bwrap_path = *bwrap;
+    spec.unshare_user = ns::NeedUserNamespace();
+    spec.cwd = o_.workdir;
+  } else {
+    PrintError(bwrap.error().message());
+  }
+  if (auto s = ns::CheckNamespaceSpec(spec); !s) return s;
+  std::vector<std::string> env = ns::BuildEnv(CurrentEnv(), spec);
+  ctx_.launch_env = env;
+  std::vector<std::string> argv = use_bwrap ? ns::BuildBwrapArgv(spec) : o_.program;
+  std::string file = use_bwrap ? spec.bwrap_path : program_path_;
+  log_->debug("starting {}", file);
+
+  CloseOnExecExcept(o_.inherited_fds);
+  std::vector<char*> argv_c = CStrings(argv);
+  std::vector<char*> env_c = CStrings(env);
+  uv_stdio_container_t stdio[3];
+  for (int i = 0; i < 3; ++i) {
+    stdio[i].flags = UV_INHERIT_FD;
+    stdio[i].data.fd = i;
+  }
+  uv_process_options_t po{};
+  po.exit_cb = &Session::OnChildExit;
+  po.file = file.c_str();
+  po.args = argv_c.data();
+  po.env = env_c.data();
+  po.cwd = !use_bwrap && !o_.workdir.empty() ? o_.workdir.c_str() : nullptr;
+  po.stdio_count = 3;
+  po.stdio = stdio;
+  child_ = new uv_process_t;
+  child_->data = this;
+  if (int rc = uv_spawn(loop_, child_, &po); rc != 0) {
+    // uv_spawn needs uv_close even when it fails.
+    uv_close(reinterpret_cast<uv_handle_t*>(child_),
+             [](uv_handle_t* h) noexcept { delete reinterpret_cast<uv_process_t*>(h); });
+    child_ = nullptr;
+    return Error(std::string("cannot start ") + file + ": " + uv_strerror(rc));
+  }
+  child_running_ = true;
+  // Ctrl-C and Ctrl-\ reach the program (and its shims) directly; mproxy
+  // only waits. TERM and HUP are passed on to the program.
+  for (int signo : {SIGINT, SIGQUIT, SIGTERM, SIGHUP}) {
+    auto* s = new uv_signal_t;
+    uv_signal_init(loop_, s);
+    s->data = this;
+    uv_signal_start(s, &Session::OnSignal, signo);
+    signals_.push_back(s);
+  }
+  return Ok();
+}
+
+void Session::OnSignal(uv_signal_t* h, int signum) noexcept {
+  auto* self = static_cast<Session*>(h->data);
+  if (self == nullptr || !self->child_running_) return;
+  if (signum == SIGTERM || signum == SIGHUP) uv_process_kill(self->child_, signum);
+}
+
+void Session::OnChildExit(uv_process_t* p, int64_t status, int signal) noexcept {
+  auto* self = static_cast<Session*>(p->data);
+  self->child_running_ = false;
+  self->exit_status_ = signal != 0 ? 128 + signal : static_cast<int>(status & 0xff);
+  self->log_->debug("the program exited: status {} signal {}", status, signal);
+  uv_stop(self->loop_);
+}
+
+void Session::OnShimConnection(UniqueFd fd) {
+  if (lost_) return;  // closing fd: the shim reports the lost session
+  auto cmd = std::make_unique<ShimCommand>(loop_, &ctx_, std::move(fd),
+                                           [this](ShimCommand* c) { CommandDone(c); });
+  ShimCommand* raw = cmd.get();
+  running_.push_back(std::move(cmd));
+  raw->Start();
+}
+
+void Session::CommandDone(ShimCommand* cmd) {
+  // Destroyed on the next loop turn: we may be inside one of its callbacks.
+  finished_.push_back(cmd);
+  if (reaper_ != nullptr) uv_idle_start(reaper_, &Session::OnReap);
+}
+
+void Session::OnReap(uv_idle_t* h) noexcept {
+  auto* self = static_cast<Session*>(h->data);
+  uv_idle_stop(h);
+  if (self == nullptr) return;
+  auto finished = std::move(self->finished_);
+  self->finished_.clear();
+  for (ShimCommand* c : finished) {
+    self->running_.remove_if([c](const std::unique_ptr<ShimCommand>& p) { return p.get() == c; });
+  }
+}
+
+void Session::Teardown() {
+  lost_ = true;
+  for (uv_signal_t* s : signals_) {
+    s->data = nullptr;
+    uv_close(reinterpret_cast<uv_handle_t*>(s),
+             [](uv_handle_t* h) noexcept { delete reinterpret_cast<uv_signal_t*>(h); });
+  }
+  signals_.clear();
+  listener_.reset();
+  // Shims of commands still running (the program left them behind) learn
+  // the session ended; their remote commands are killed.
+  for (auto& c : running_) c->Abandon("the mproxy session ended");
+  for (int i = 0; i < 3 && !running_.empty(); ++i) uv_run(loop_, UV_RUN_NOWAIT);
+  running_.clear();
+  finished_.clear();
+  if (reaper_ != nullptr) {
+    reaper_->data = nullptr;
+    uv_close(reinterpret_cast<uv_handle_t*>(reaper_),
+             [](uv_handle_t* h) noexcept { delete reinterpret_cast<uv_idle_t*>(h); });
+    reaper_ = nullptr;
+  }
+  if (child_ != nullptr) {
+    uv_close(reinterpret_cast<uv_handle_t*>(child_),
+             [](uv_handle_t* h) noexcept { delete reinterpret_cast<uv_process_t*>(h); });
+    child_ = nullptr;
+  }
+  if (commands_) commands_->Shutdown();
+  stub_.reset();  // unmounts; FUSE threads waiting for a refresh were woken above
+  commands_.reset();
+  dir_.reset();
+  uv_run(loop_, UV_RUN_NOWAIT);
+}
+
+}  // namespace
+
+std::set<int> OpenFds() {
+  std::set<int> fds;
+  DIR* d = opendir("/proc/self/fd");
+  if (d == nullptr) return fds;
+  int self = dirfd(d);
+  while (dirent* e = readdir(d)) {
+    if (e->d_name[0] == '.') continue;
+    int fd = atoi(e->d_name);
+    if (fd != self) fds.insert(fd);
+  }
+  closedir(d);
+  return fds;
+}
+
+int RunSession(uv_loop_t* loop, AgentLink* link, const SessionOptions& options) {
+  Session session(loop, link, options);
+  return session.Run();
+}
+
+}  // namespace mproxy::broker

@@ -1,0 +1,41 @@
+// The transparent session, `mproxy HOST -- program`: the program runs here
+// (inside bwrap when it works) with the path-stub directory first on its
+// PATH, and every stub it runs comes back through the shim socket to run on
+// the agent. See docs/CONFIG.md ("What a session intercepts").
+#pragma once
+
+#include <uv.h>
+
+#include <set>
+#include <string>
+#include <vector>
+
+#include "broker/agent_link.h"
+#include "broker/config.h"
+
+namespace mproxy::broker {
+
+struct SessionOptions {
+  std::vector<std::string> program;  // the entrypoint's argv; not empty
+  std::string workdir;               // -w: the program's directory; empty: here
+  Config config;                     // mounts, local rules, env, PATH injection
+  std::string host_label;            // for messages
+  // Fds this process inherited (kept open for the program); every other fd
+  // is made close-on-exec before the program starts.
+  std::set<int> inherited_fds;
+};
+
+// Runs the session on `loop` over a ready `link` and returns mproxy's exit
+// status: the program's (128+n when a signal killed it), 127 when it cannot
+// be found, 255 when the session cannot be set up (the reason printed).
+// Blocks; loop thread.
+int RunSession(uv_loop_t* loop, AgentLink* link, const SessionOptions& options);
+
+// The program as the local PATH resolves it (what execvp would run), or
+// empty when there is none: checked before connecting.
+std::string ResolveLocalProgram(const std::string& program);
+
+// The fds open in this process now.
+std::set<int> OpenFds();
+
+}  // namespace mproxy::broker
