@@ -1,16 +1,20 @@
-// fork + execve for one Exec, with an error pipe so exec failures come back
-// as errno values instead of racing with the child's exit status.
+// vfork-style clone + execve for one Exec, with an error pipe so exec
+// failures come back as errno values instead of racing with the child's exit
+// status.
 #include "agent/child.h"
 
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <set>
@@ -42,10 +46,32 @@ struct ChildPlan {
   char* const* envp = nullptr;
   int error_fd = -1;
   int ctty_fd = -1;  // pty slave to make the controlling terminal, or -1
+  // Signals whose disposition is not SIG_DFL in the agent: the child puts
+  // them back to default (an ignored one would stay ignored across exec).
+  const std::vector<int>* changed_signals = nullptr;
   // targets[i] in the child becomes a copy of sources[i].
   std::vector<int> targets;
   std::vector<int> sources;
 };
+
+// The kernel's struct for rt_sigaction. glibc's sigaction() refuses the two
+// signals it keeps for itself (32 and 33), yet a parent may have left them
+// ignored, and an ignored signal stays ignored across exec.
+struct KernelSigaction {
+  void (*handler)(int);
+  unsigned long flags;
+  void (*restorer)();
+  uint64_t mask;
+};
+
+int KernelSigactionGet(int sig, KernelSigaction* old) {
+  return static_cast<int>(syscall(SYS_rt_sigaction, sig, nullptr, old, sizeof old->mask));
+}
+
+void SetDefaultDisposition(int sig) {
+  KernelSigaction dfl{SIG_DFL, 0, nullptr, 0};
+  syscall(SYS_rt_sigaction, sig, &dfl, nullptr, sizeof dfl.mask);
+}
 
 [[noreturn]] void ReportAndExit(int error_fd, Stage stage, int err) {
   ChildReport r{static_cast<int>(stage), err};
@@ -58,17 +84,22 @@ struct ChildPlan {
 
 // Runs in the child between fork and execve.
 [[noreturn]] void RunChild(ChildPlan& plan) {
-  struct sigaction dfl {};
-  dfl.sa_handler = SIG_DFL;
-  sigemptyset(&dfl.sa_mask);
-  for (int sig = 1; sig < NSIG; ++sig) sigaction(sig, &dfl, nullptr);
+  for (int sig : *plan.changed_signals) SetDefaultDisposition(sig);
   sigset_t none;
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, nullptr);
 
-  if (setsid() < 0) ReportAndExit(plan.error_fd, Stage::kSetsid, errno);
-  if (plan.ctty_fd >= 0 && ioctl(plan.ctty_fd, TIOCSCTTY, 0) < 0) {
-    ReportAndExit(plan.error_fd, Stage::kControllingTty, errno);
+  // Its own process group either way, so signals and the final kill reach
+  // everything it starts. A new session only when it gets a terminal: that
+  // is what a controlling terminal needs, and setsid costs more (a new
+  // scheduler autogroup).
+  if (plan.ctty_fd >= 0) {
+    if (setsid() < 0) ReportAndExit(plan.error_fd, Stage::kSetsid, errno);
+    if (ioctl(plan.ctty_fd, TIOCSCTTY, 0) < 0) {
+      ReportAndExit(plan.error_fd, Stage::kControllingTty, errno);
+    }
+  } else if (setpgid(0, 0) < 0) {
+    ReportAndExit(plan.error_fd, Stage::kSetsid, errno);
   }
 
   // Lift every source (and the error pipe) above all target numbers first,
@@ -95,6 +126,53 @@ struct ChildPlan {
   }
   execve(plan.program, plan.argv, plan.envp);
   ReportAndExit(plan.error_fd, Stage::kExec, errno);
+}
+
+// Starts RunChild(plan) in a child that shares our memory until it execs or
+// exits (CLONE_VM | CLONE_VFORK, what posix_spawn does): no page tables are
+// copied and the child faults in nothing, which a fork of the agent paid on
+// every command. We are suspended meanwhile, so one stack serves every spawn
+// (spawns happen on the loop thread only), and what the child writes into
+// `plan` is ours to see. The child has its own copy of the signal handlers
+// (no CLONE_SIGHAND); RunChild resets them before it unblocks signals.
+//
+// AddressSanitizer cannot follow a child onto a stack of our own (it reports
+// the stack switch as an overflow), so sanitized builds fork instead.
+#if defined(__SANITIZE_ADDRESS__)
+#define MPROXY_CHILD_FORKS 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define MPROXY_CHILD_FORKS 1
+#endif
+#endif
+pid_t CloneChild(ChildPlan& plan) {
+#ifdef MPROXY_CHILD_FORKS
+  pid_t pid = fork();
+  if (pid == 0) RunChild(plan);
+  return pid;
+#else
+  static constexpr size_t kStackSize = 64 * 1024;
+  auto child_main = [](void* p) -> int { RunChild(*static_cast<ChildPlan*>(p)); };
+  alignas(64) static char stack[kStackSize];
+  return clone(child_main, stack + kStackSize, CLONE_VM | CLONE_VFORK | SIGCHLD, &plan);
+#endif
+}
+
+// The agent's signals with a disposition other than SIG_DFL, looked up at
+// the first spawn. The agent changes dispositions only at start-up (SIGPIPE
+// ignored, libuv's SIGCHLD handler), so the answer does not go stale; what it
+// inherited ignored (nohup) is in the list too.
+const std::vector<int>& ChangedSignals() {
+  static const std::vector<int> changed = [] {
+    std::vector<int> out;
+    for (int sig = 1; sig < NSIG; ++sig) {
+      KernelSigaction old{};
+      if (sig == SIGKILL || sig == SIGSTOP || KernelSigactionGet(sig, &old) != 0) continue;
+      if (old.handler != SIG_DFL) out.push_back(sig);
+    }
+    return out;
+  }();
+  return changed;
 }
 
 Status SetNonBlocking(int fd) {
@@ -218,7 +296,7 @@ SpawnFailure FailureFromReport(const ChildReport& r, const std::string& program,
       break;
     case Stage::kSetsid:
       f.code = 126;
-      f.error = "setsid: " + why;
+      f.error = "new process group: " + why;
       break;
     case Stage::kControllingTty:
       f.code = 126;
@@ -282,6 +360,7 @@ Result<ChildProcess> SpawnChild(const proto::Exec& exec, const std::string& fall
     pty = std::move(*opened);
     plan.ctty_fd = pty.slave.get();
   }
+  plan.changed_signals = &ChangedSignals();
   bool std_named[3] = {false, false, false};
   for (const proto::FdSpec& f : exec.fds) {
     if (f.fd < 3) std_named[f.fd] = true;
@@ -333,10 +412,9 @@ Result<ChildProcess> SpawnChild(const proto::Exec& exec, const std::string& fall
   pid_t pid;
   {
     SignalBlock block;
-    pid = fork();
-    if (pid == 0) RunChild(plan);
+    pid = CloneChild(plan);
   }
-  if (pid < 0) return fail(126, Error::FromErrno("fork", errno).message());
+  if (pid < 0) return fail(126, Error::FromErrno("clone", errno).message());
   error_write.Reset();
   child_ends.clear();
   pty.slave.Reset();

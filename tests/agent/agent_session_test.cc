@@ -73,6 +73,42 @@ TEST_CASE("a command's output and exit codes 0 and 42 arrive", "[agent]") {
   CHECK(e42.exit->error.empty());
 }
 
+TEST_CASE("with no_started the command runs and exits without a Started", "[agent]") {
+  AgentClient a;
+  StartAgent(a);
+  proto::Exec exec = MakeExec(1, {"sh", "-c", "echo quiet; exit 7"});
+  exec.no_started = true;
+  auto& log = a.Run(exec);
+  REQUIRE(log.exit);
+  CHECK_FALSE(log.started);
+  CHECK(log.out[1] == "quiet\n");
+  CHECK(log.exit->code == 7);
+}
+
+TEST_CASE("a child starts with default signals, nothing blocked, in its own group",
+          "[agent]") {
+  AgentClient a;
+  StartAgent(a);
+  // The agent itself ignores SIGPIPE: the child must not inherit that.
+  auto& sig = a.Run(MakeExec(1, {"grep", "-E", "^Sig(Blk|Ign)", "/proc/self/status"}));
+  REQUIRE(sig.exit);
+  CHECK(sig.out[1] == "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n");
+  // /proc/self/stat: "pid (comm) state ppid pgrp session ..."
+  auto& stat = a.Run(MakeExec(2, {"cat", "/proc/self/stat"}));
+  REQUIRE(stat.exit);
+  std::string line = stat.out[1];
+  auto close_paren = line.rfind(')');
+  REQUIRE(close_paren != std::string::npos);
+  int pid = std::stoi(line);
+  char state = 0;
+  int ppid = 0, pgrp = 0, session = 0;
+  REQUIRE(std::sscanf(line.c_str() + close_paren + 1, " %c %d %d %d", &state, &ppid, &pgrp,
+                      &session) == 4);
+  CHECK(pgrp == pid);
+  CHECK(ppid == a.agent_pid());
+  CHECK(session != pid);  // no terminal: a process group, not a new session
+}
+
 TEST_CASE("a child killed by TERM is reported as signal TERM", "[agent]") {
   AgentClient a;
   StartAgent(a);
