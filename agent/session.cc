@@ -234,7 +234,7 @@ void Session::HandleExec(proto::Exec&& exec) {
   c.pid = child->pid;
   channel_of_pid_[c.pid] = id;
   killer_.Track(c.pid);
-  Send(proto::Started{id, child->pid});
+  if (!exec.no_started) Send(proto::Started{id, child->pid});
 
   std::vector<FdPump*> to_start;
   for (ChildPipe& p : child->pipes) {

@@ -2,6 +2,8 @@
 #include "broker/shim_command.h"
 
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 
 #include <cerrno>
 
@@ -17,6 +19,13 @@ namespace shim = proto::shim;
 constexpr size_t kSocketRead = 64 * 1024;
 // Stop reading the shim while this much terminal input waits for credit.
 constexpr size_t kMaxPendingInput = 256 * 1024;
+// Marks a passed fd that is /dev/null (see StartCommand); never on the wire.
+constexpr auto kNullFd = static_cast<shim::Fd::Mode>(0xff);
+
+bool IsDevNull(int fd) {
+  struct stat st {};
+  return fstat(fd, &st) == 0 && S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 3);
+}
 
 }  // namespace
 
@@ -144,10 +153,18 @@ void ShimCommand::StartCommand(shim::Request&& req) {
   if (exec.argv.empty()) exec.argv.push_back(name_);
   exec.env = ForwardedEnv(ctx_->launch_env, req.env, ctx_->env_policy);
   exec.inherit_env = true;
+  exec.no_started = true;
   exec.cwd = req.cwd.empty() ? std::string() : MapToRemote(ctx_->mounts, req.cwd, ctx_->remote_home);
   bool any_tty = false;
-  for (const auto& f : req.fds) {
+  size_t next_passed = 0;
+  for (auto& f : req.fds) {
     bool tty = f.mode == shim::Fd::Mode::kTerminal;
+    if (!tty && IsDevNull(received_fds_[next_passed++].get()) && f.fd <= 2) {
+      // The agent gives an unlisted 0, 1 or 2 its own /dev/null: nothing to
+      // pump, and no Eof or output has to cross the connection.
+      f.mode = kNullFd;
+      continue;
+    }
     any_tty = any_tty || tty;
     exec.fds.push_back({f.fd, f.to_child ? proto::FdSpec::kToChild : proto::FdSpec::kFromChild, tty});
     if (tty && f.to_child && f.fd == 0) terminal_in_ = true;
@@ -175,8 +192,9 @@ void ShimCommand::StartCommand(shim::Request&& req) {
 void ShimCommand::StartPumps(const shim::Request& req) {
   size_t next_passed = 0;
   for (const auto& f : req.fds) {
-    if (f.mode != shim::Fd::Mode::kPassed) continue;
+    if (f.mode == shim::Fd::Mode::kTerminal) continue;
     int local = received_fds_[next_passed++].get();
+    if (f.mode == kNullFd) continue;
     uint32_t fd = f.fd;
     auto lfd = LocalFd::Open(local, /*for_write=*/!f.to_child);
     if (!lfd) {

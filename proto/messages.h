@@ -139,6 +139,9 @@ struct Exec {
   // agent's environment (the remote login environment) with `env` applied:
   // "NAME=value" sets NAME, a bare "NAME" removes it.
   bool inherit_env = false;
+  // true: no Started for this channel. A peer that never looks at the pid
+  // saves a frame (and a wake-up on each side) per command.
+  bool no_started = false;
 
   template <class S, class V>
   static void Fields(S& s, V& v) {
@@ -150,6 +153,7 @@ struct Exec {
     v(6, "fds", s.fds, kOptional);
     v(7, "pty", s.pty, kOptional);
     v(8, "inherit_env", s.inherit_env, kOptional);
+    v(9, "no_started", s.no_started, kOptional);
   }
   bool operator==(const Exec&) const = default;
 };

@@ -26,6 +26,7 @@ std::vector<Message> SampleMessages() {
   e.fds = {{0, FdSpec::kToChild, false}, {1, FdSpec::kFromChild, true}, {3, FdSpec::kFromChild, false}};
   e.pty = PtySpec{"xterm-256color", 50, 132};
   e.inherit_env = true;
+  e.no_started = true;
   out.push_back(e);
 
   out.push_back(Started{7, 4242});
