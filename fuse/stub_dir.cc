@@ -93,6 +93,7 @@ class StubFs {
                      uint64_t nlookup) noexcept;
   static void GetAttr(fuse_req_t req, fuse_ino_t ino,
                       fuse_file_info* fi) noexcept;
+  static void Init(void* userdata, fuse_conn_info* conn) noexcept;
   static void Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept;
   static void Read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                    fuse_file_info* fi) noexcept;
@@ -122,6 +123,11 @@ class StubFs {
   const gid_t gid_;
   std::atomic<FuseSession*> session_{nullptr};
   std::atomic<bool> stopping_{false};
+  // The kernel takes ENOSYS from open as "opens need no message" (Linux
+  // 3.14+ with FUSE 7.23): every exec of a stub then costs no open and no
+  // release round trip, and the page cache is kept (FOPEN_KEEP_CACHE is the
+  // kernel's default for such opens). Set once in Init.
+  std::atomic<bool> zero_message_open_{false};
 
   // Lock order: refresh_mu_ before names_mu_.
   // refresh_mu_ serialises refreshes: a miss that arrives while one runs
@@ -268,7 +274,17 @@ void StubFs::GetAttr(fuse_req_t req, fuse_ino_t ino,
   fuse_reply_attr(req, &st, fs->TimeoutSeconds());
 }
 
+void StubFs::Init(void* userdata, fuse_conn_info* conn) noexcept {
+  auto* fs = static_cast<StubFs*>(userdata);
+  fs->zero_message_open_ = (conn->capable & FUSE_CAP_NO_OPEN_SUPPORT) != 0;
+}
+
 void StubFs::Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept {
+  if (ino == kStubIno && From(req)->zero_message_open_ &&
+      (fi->flags & O_ACCMODE) == O_RDONLY) {
+    fuse_reply_err(req, ENOSYS);
+    return;
+  }
   if (ino == kRootIno) {
     fuse_reply_err(req, EISDIR);
     return;
@@ -380,6 +396,7 @@ const fuse_lowlevel_ops& StubFs::Ops() {
     o.lookup = &StubFs::Lookup;
     o.forget = &StubFs::Forget;
     o.getattr = &StubFs::GetAttr;
+    o.init = &StubFs::Init;
     o.open = &StubFs::Open;
     o.read = &StubFs::Read;
     o.release = &StubFs::Release;
