@@ -81,6 +81,7 @@ int RunProgram(uv_loop_t* loop, AgentLink* link, const CliOptions& o,
   so.config = o.config;
   so.host_label = link->peer_name();
   so.inherited_fds = inherited;
+  so.program_fd_limit = RaiseFdLimit();
   return RunSession(loop, link, so);
 }
 

@@ -3,6 +3,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -287,6 +288,9 @@ Status Session::Spawn() {
     return Error(std::string("cannot start ") + file + ": " + uv_strerror(rc));
   }
   child_running_ = true;
+  // mproxy raised its own fd limit (each running command holds a few fds
+  // here); the program gets the limit it would have had without mproxy.
+  if (o_.program_fd_limit) prlimit(child_->pid, RLIMIT_NOFILE, &*o_.program_fd_limit, nullptr);
   // Ctrl-C and Ctrl-\ reach the program (and its shims) directly; mproxy
   // only waits. TERM and HUP are passed on to the program.
   for (int signo : {SIGINT, SIGQUIT, SIGTERM, SIGHUP}) {
@@ -373,6 +377,15 @@ void Session::Teardown() {
 }
 
 }  // namespace
+
+std::optional<rlimit> RaiseFdLimit() {
+  rlimit old{};
+  if (getrlimit(RLIMIT_NOFILE, &old) != 0 || old.rlim_cur >= old.rlim_max) return std::nullopt;
+  rlimit raised = old;
+  raised.rlim_cur = old.rlim_max;
+  if (setrlimit(RLIMIT_NOFILE, &raised) != 0) return std::nullopt;
+  return old;
+}
 
 std::set<int> OpenFds() {
   std::set<int> fds;

@@ -4,8 +4,10 @@
 // the agent. See docs/CONFIG.md ("What a session intercepts").
 #pragma once
 
+#include <sys/resource.h>
 #include <uv.h>
 
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -23,7 +25,13 @@ struct SessionOptions {
   // Fds this process inherited (kept open for the program); every other fd
   // is made close-on-exec before the program starts.
   std::set<int> inherited_fds;
+  // The fd limit to give the program (mproxy raises its own), if changed.
+  std::optional<rlimit> program_fd_limit;
 };
+
+// Raises this process's soft fd limit to the hard one (a session keeps a
+// few fds per running command). Returns the old limit when it changed.
+std::optional<rlimit> RaiseFdLimit();
 
 // Runs the session on `loop` over a ready `link` and returns mproxy's exit
 // status: the program's (128+n when a signal killed it), 127 when it cannot
