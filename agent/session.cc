@@ -251,7 +251,10 @@ void Session::HandleExec(proto::Exec&& exec) {
                             child->tty_in, true);
     c.pumps.emplace_back(pump);
     if (!child->tty_out.empty()) c.readers[child->tty_out[0]] = pump;
+    // Keystrokes may arrive on any stream the pty serves: on fd 0 when it is
+    // the terminal, else on an output fd (`x | less` reads /dev/tty).
     for (uint32_t fd : child->tty_in) c.writers[fd] = pump;
+    for (uint32_t fd : child->tty_out) c.writers[fd] = pump;
     c.pty = pump;
     to_start.push_back(pump);
   }

@@ -111,11 +111,11 @@ void ShimCommand::HandleMessage(shim::Message&& m) {
   if (state_ == State::kReadingRequest) return ShimGone("the shim spoke before its request");
   if (state_ != State::kRunning || !open_) return;  // the command already ended
   if (auto* in = std::get_if<shim::Input>(&m)) {
-    if (!terminal_in_ || terminal_eof_) return;
+    if (terminal_input_fd_ < 0 || terminal_eof_) return;
     terminal_pending_.append(in->bytes);
     PushTerminalInput();
   } else if (std::holds_alternative<shim::InputEof>(m)) {
-    if (!terminal_in_ || terminal_eof_) return;
+    if (terminal_input_fd_ < 0 || terminal_eof_) return;
     terminal_eof_ = true;
     PushTerminalInput();
   } else if (auto* sig = std::get_if<shim::Signal>(&m)) {
@@ -167,8 +167,10 @@ void ShimCommand::StartCommand(shim::Request&& req) {
     }
     any_tty = any_tty || tty;
     exec.fds.push_back({f.fd, f.to_child ? proto::FdSpec::kToChild : proto::FdSpec::kFromChild, tty});
-    if (tty && f.to_child && f.fd == 0) terminal_in_ = true;
     if (tty && !f.to_child) terminal_out_[f.fd] = true;
+    // Keystrokes go into the pty through its input (fd 0), or through any
+    // fd the pty serves when stdin is not the terminal (`x | less`).
+    if (tty && (terminal_input_fd_ < 0 || f.fd == 0)) terminal_input_fd_ = static_cast<int>(f.fd);
   }
   if (any_tty) {
     proto::PtySpec pty;
@@ -255,10 +257,13 @@ void ShimCommand::PushInput(Input* in) {
 
 void ShimCommand::PushTerminalInput() {
   if (!terminal_pending_.empty()) {
-    size_t n = ctx_->link->Write(channel_, 0, terminal_pending_);
+    size_t n = ctx_->link->Write(channel_, terminal_input_fd_, terminal_pending_);
     terminal_pending_.erase(0, n);
   }
-  if (terminal_pending_.empty() && terminal_eof_) ctx_->link->WriteEof(channel_, 0);
+  // Only a terminal stdin has an end; keys typed for `x | less` do not.
+  if (terminal_pending_.empty() && terminal_eof_ && terminal_input_fd_ == 0) {
+    ctx_->link->WriteEof(channel_, 0);
+  }
   bool want = terminal_pending_.size() < kMaxPendingInput;
   if (want != reading_) {
     reading_ = want;
@@ -295,7 +300,7 @@ void ShimCommand::OnEof(uint32_t fd) {
 }
 
 void ShimCommand::OnWritable(uint32_t fd) {
-  if (fd == 0 && terminal_in_) return PushTerminalInput();
+  if (static_cast<int>(fd) == terminal_input_fd_) return PushTerminalInput();
   for (auto& in : inputs_) {
     if (in->fd == fd) PushInput(in.get());
   }

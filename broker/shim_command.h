@@ -116,7 +116,7 @@ class ShimCommand : public ChannelHandler {
   std::vector<std::unique_ptr<Input>> inputs_;
   std::map<uint32_t, std::unique_ptr<LocalWriter>> writers_;  // passed output fds
   std::map<uint32_t, bool> terminal_out_;                     // tty fds the shim writes
-  bool terminal_in_ = false;          // fd 0 is the shim's terminal
+  int terminal_input_fd_ = -1;        // stream that carries keystrokes, or -1
   std::string terminal_pending_;      // Input not yet accepted by the mux
   bool terminal_eof_ = false;
   proto::shim::Exit exit_;

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -44,8 +45,8 @@ void OnSignal(int signo) {
 // the controlling terminal of a session where another process group is in
 // the foreground (reading or changing it would stop us with SIGTTIN or
 // SIGTTOU). A terminal that is not our controlling one has no such rule.
-bool MayUseTerminal() {
-  pid_t fg = ::tcgetpgrp(0);
+bool MayUseTerminal(int fd) {
+  pid_t fg = ::tcgetpgrp(fd);
   return fg < 0 || fg == ::getpgrp();
 }
 
@@ -77,6 +78,7 @@ class Session {
   void SendFailed(const Error& e);
 
   [[noreturn]] void Finish(const wire::Exit& e);
+  int FindKeyboard();
   [[noreturn]] void Fail(const std::string& line);
   [[noreturn]] void Lost(const std::string& reason);
 
@@ -90,6 +92,10 @@ class Session {
   std::string frame_;           // scratch for encoding
   bool terminal_[3] = {};       // which of 0, 1, 2 are the shim's terminals
   bool output_failed_[3] = {};  // writing Output to that fd failed once
+  // Where keystrokes for the remote terminal are read (made raw meanwhile),
+  // or -1. See FindKeyboard().
+  int keyboard_fd_ = -1;
+  UniqueFd tty_;  // /dev/tty, when that is the keyboard
   bool reading_stdin_ = false;
   bool stdin_eof_ = false;
   std::string send_error_;  // the first failed send: the broker is gone
@@ -111,18 +117,34 @@ void Session::Run() {
   }
   InstallSignalHandlers();
   Connect();
-  // The terminal's keystrokes are taken (and the terminal made raw) only
-  // when the output does not go to another process: in `cmd | less` the
-  // pager reads the terminal, and a shim reading it too would steal its
-  // keys and undo its terminal modes. The command's stdin is then a remote
-  // terminal that never gets input, like a local command that does not
-  // win the race for the keyboard.
-  if (fds_.stdin_terminal && !fds_.stdout_to_process && MayUseTerminal()) {
-    raw_.Enter(0);
+  keyboard_fd_ = FindKeyboard();
+  if (keyboard_fd_ >= 0 && MayUseTerminal(keyboard_fd_)) {
+    raw_.Enter(keyboard_fd_);
     reading_stdin_ = true;
   }
   SendRequest();
   Loop();
+}
+
+// The shim feeds the remote terminal from the keyboard when it is the one
+// that talks to the user:
+//  * stdin is the terminal and stdout does not go to another process. In
+//    `cmd | less` the pager reads the terminal; a shim reading it too would
+//    steal its keys and undo its modes. The command's stdin is then a
+//    remote terminal that gets no input, like a local command that loses
+//    the race for the keyboard.
+//  * stdin is not the terminal but stdout is (`grep x f | less`, `echo |
+//    vim -`): programs like these read keys from /dev/tty, which remotely is
+//    the pty, so the keys come from our /dev/tty.
+int Session::FindKeyboard() {
+  if (fds_.stdin_terminal) return fds_.stdout_to_process ? -1 : 0;
+  // fd 1 must be our controlling terminal, which /dev/tty reaches.
+  if (!terminal_[1] || ::tcgetsid(1) != ::getsid(0)) return -1;
+  int flags = ::fcntl(1, F_GETFL);
+  if (flags >= 0 && (flags & O_ACCMODE) == O_RDWR) return 1;  // as shells open it
+  tty_.Reset(::open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC));
+  if (!tty_) return -1;
+  return tty_.get();
 }
 
 void Session::InstallSignalHandlers() {
@@ -181,7 +203,8 @@ void Session::SendRequest() {
 
 void Session::Loop() {
   for (;;) {
-    pollfd p[3] = {{sock_.get(), POLLIN, 0}, {signal_read_.get(), POLLIN, 0}, {0, POLLIN, 0}};
+    pollfd p[3] = {
+        {sock_.get(), POLLIN, 0}, {signal_read_.get(), POLLIN, 0}, {keyboard_fd_, POLLIN, 0}};
     nfds_t n = reading_stdin_ ? 3 : 2;
     if (::poll(p, n, -1) < 0) {
       if (errno == EINTR) continue;
@@ -233,7 +256,7 @@ void Session::WriteOutput(const wire::Output& o) {
 
 void Session::ReadStdin() {
   if (!reading_stdin_) return;
-  ssize_t n = ::read(0, g_stdin_buf, sizeof g_stdin_buf);
+  ssize_t n = ::read(keyboard_fd_, g_stdin_buf, sizeof g_stdin_buf);
   if (n > 0) return Send(wire::Input{std::string(g_stdin_buf, static_cast<size_t>(n))});
   if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)) return;
   // End of file, or EIO from a terminal that hung up.
@@ -271,9 +294,9 @@ void Session::Forward(int signo) {
 }
 
 void Session::ResumeTerminal() {
-  if (!fds_.stdin_terminal || fds_.stdout_to_process) return;
-  if (MayUseTerminal()) {
-    if (!raw_.active()) raw_.Enter(0);
+  if (keyboard_fd_ < 0) return;
+  if (MayUseTerminal(keyboard_fd_)) {
+    if (!raw_.active()) raw_.Enter(keyboard_fd_);
     reading_stdin_ = !stdin_eof_;
   } else {
     reading_stdin_ = false;  // continued in the background

@@ -353,6 +353,25 @@ TEST_CASE("pty mode gives a terminal with the requested size", "[agent]") {
   CHECK(cat.exit->code == 0);
 }
 
+TEST_CASE("with stdin a pipe, keys sent on the pty's output fd reach /dev/tty", "[agent]") {
+  // `producer | less`: stdin is a pipe, stdout the terminal, and the pager
+  // reads its keys from /dev/tty.
+  AgentClient a;
+  StartAgent(a);
+  proto::Exec e = MakeExec(1, {"sh", "-c", "read piped; read key </dev/tty; echo \"$piped/$key\""});
+  e.fds = {
+      {0, FdSpec::kToChild, false}, {1, FdSpec::kFromChild, true}, {2, FdSpec::kFromChild, true}};
+  e.pty = proto::PtySpec{"xterm-test", 24, 80};
+  a.Send(e);
+  a.Write(1, 0, "from-pipe\n", true);
+  a.Write(1, 1, "typed\n", false);
+  auto& log = a.channel(1);
+  REQUIRE(a.RunUntil([&] { return log.exit.has_value(); }));
+  CHECK(log.exit->code == 0);
+  // The terminal echoes the keys, then the child's line.
+  CHECK(log.out[1] == "typed\r\nfrom-pipe/typed\r\n");
+}
+
 TEST_CASE("100 commands run concurrently on one session", "[agent]") {
   AgentClient a;
   StartAgent(a);

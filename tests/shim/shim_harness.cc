@@ -142,7 +142,13 @@ pid_t StartShim(const ShimLaunch& launch) {
     if (::dup2(tmp[i], fds[i].first) < 0) _exit(122);
   }
   ::close_range(static_cast<unsigned>(top + 1), ~0u, 0);
-  if (launch.controlling_terminal && ::ioctl(0, TIOCSCTTY, 0) != 0) _exit(123);
+  if (launch.controlling_terminal) {
+    int tty = -1;
+    for (int fd = 0; fd <= 2 && tty < 0; ++fd) {
+      if (::isatty(fd)) tty = fd;
+    }
+    if (tty < 0 || ::ioctl(tty, TIOCSCTTY, 0) != 0) _exit(123);
+  }
   if (!launch.cwd.empty() && ::chdir(launch.cwd.c_str()) != 0) _exit(124);
   ::execve(launch.program.c_str(), argv.data(), env.data());
   _exit(125);

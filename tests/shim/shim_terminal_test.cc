@@ -49,7 +49,9 @@ struct TerminalSession {
   pid_t pid = -1;
   ShimConnection conn;
 
-  TerminalSession() {
+  // `stdin_fd`/`stdout_fd`: something else than the pty for 0 or 1 (-1: the
+  // pty).
+  explicit TerminalSession(int stdin_fd = -1, int stdout_fd = -1) {
     int m = -1;
     int s = -1;
     winsize ws{};
@@ -67,7 +69,7 @@ struct TerminalSession {
     l.program = LinkCommand(dir.path(), "grep");
     l.argv = {"grep", "-i", "x"};
     l.env = {"MPROXY_SOCK=" + broker.socket_path(), "TERM=xterm-test"};
-    l.fds = {{0, s}, {1, s}, {2, s}};
+    l.fds = {{0, stdin_fd >= 0 ? stdin_fd : s}, {1, stdout_fd >= 0 ? stdout_fd : s}, {2, s}};
     l.controlling_terminal = true;
     pid = StartShim(l);
     conn = broker.Accept();
@@ -124,6 +126,43 @@ TEST_CASE("Output appears on the terminal and keystrokes arrive as Input", "[shi
   t.conn.Send(wire::Exit{5, std::nullopt, false, ""});
   CHECK(ExitCode(WaitShim(t.pid)) == 5);
   CHECK(SameSettings(Settings(t.slave.get()), t.before));
+}
+
+TEST_CASE("with stdin a pipe and stdout the terminal, keys come from the terminal", "[shim]") {
+  // `producer | less`: the pager reads its keys from /dev/tty.
+  auto pipe = MakePipe();
+  REQUIRE(pipe.ok());
+  TerminalSession t(pipe->first.get(), -1);
+  REQUIRE(t.conn.request.fds.size() == 3);
+  CHECK(t.conn.request.fds[0] == wire::Fd{0, Mode::kPassed, true});
+  CHECK(t.conn.request.fds[1] == wire::Fd{1, Mode::kTerminal, false});
+  CHECK(IsRaw(Settings(t.slave.get())));
+  REQUIRE(WriteAll(t.master.get(), "q").ok());
+  CHECK(t.NextOf<wire::Input>().bytes == "q");
+  t.conn.Send(wire::Exit{});
+  CHECK(ExitCode(WaitShim(t.pid)) == 0);
+  CHECK(SameSettings(Settings(t.slave.get()), t.before));
+}
+
+TEST_CASE("with stdout a pipe, the terminal's keys are left to the pipe's reader", "[shim]") {
+  // `remote-cmd | less`: a local pager reads the keyboard; the shim must
+  // neither take its keys nor make the terminal raw under it.
+  auto pipe = MakePipe();
+  REQUIRE(pipe.ok());
+  TerminalSession t(-1, pipe->second.get());
+  CHECK(t.conn.request.fds[0] == wire::Fd{0, Mode::kTerminal, true});
+  CHECK(t.conn.request.fds[1] == wire::Fd{1, Mode::kPassed, false});
+  CHECK(SameSettings(Settings(t.slave.get()), t.before));
+  REQUIRE(WriteAll(t.master.get(), "keys\n").ok());
+  ::usleep(200 * 1000);
+  t.conn.Send(wire::Exit{});
+  CHECK(ExitCode(WaitShim(t.pid)) == 0);
+  // The line is still there for whoever reads the terminal next.
+  int flags = ::fcntl(t.slave.get(), F_GETFL);
+  ::fcntl(t.slave.get(), F_SETFL, flags | O_NONBLOCK);
+  char buf[16] = {};
+  CHECK(::read(t.slave.get(), buf, sizeof buf) == 5);
+  CHECK(std::string(buf, 5) == "keys\n");
 }
 
 TEST_CASE("a new window size reaches the broker as Resize", "[shim]") {
