@@ -28,21 +28,23 @@ std::string ShellQuote(const std::string& s) {
   return out + "'";
 }
 
-Result<std::string> FindLocalAgent() {
-  if (const char* env = getenv("MPROXY_AGENT_PATH"); env != nullptr && *env != '\0') {
-    return std::string(env);
-  }
+Result<std::string> FindCompanion(const std::string& name, const char* env_var,
+                                  const std::string& build_dir, const std::string& or_else) {
+  if (const char* env = getenv(env_var); env != nullptr && *env != '\0') return std::string(env);
   std::error_code ec;
   fs::path self = fs::read_symlink("/proc/self/exe", ec);
   if (ec) return Error("cannot find this program's path: " + ec.message());
   fs::path dir = self.parent_path();
   for (const fs::path& candidate :
-       {dir / "mproxy-agent", dir / ".." / "agent" / "mproxy-agent",
-        dir / ".." / "lib" / "mproxy" / "mproxy-agent"}) {
+       {dir / name, dir / ".." / build_dir / name, dir / ".." / "lib" / "mproxy" / name}) {
     if (access(candidate.c_str(), X_OK) == 0) return fs::weakly_canonical(candidate).string();
   }
-  return Error("cannot find mproxy-agent next to " + self.string() +
-               " (set MPROXY_AGENT_PATH or pass --agent)");
+  return Error("cannot find " + name + " next to " + self.string() + " (set " + env_var + or_else +
+               ")");
+}
+
+Result<std::string> FindLocalAgent() {
+  return FindCompanion("mproxy-agent", "MPROXY_AGENT_PATH", "agent", " or pass --agent");
 }
 
 namespace {

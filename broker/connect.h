@@ -19,6 +19,12 @@ struct Connection {
 // Connects, makes sure the agent is there, and starts it.
 Result<Connection> Connect(const ConnectOptions& options);
 
+// A program installed with mproxy (`name`): $`env_var` when set, else next
+// to this binary, in ../`build_dir` (the build tree) or ../lib/mproxy. The
+// error suggests setting `env_var`, followed by `or_else` (" or pass --x").
+Result<std::string> FindCompanion(const std::string& name, const char* env_var,
+                                  const std::string& build_dir, const std::string& or_else = "");
+
 // The mproxy-agent next to this mproxy binary (build tree or install), or
 // $MPROXY_AGENT_PATH.
 Result<std::string> FindLocalAgent();

@@ -15,6 +15,7 @@
 #include <list>
 #include <memory>
 
+#include "broker/connect.h"
 #include "broker/logging.h"
 #include "broker/remote_commands.h"
 #include "broker/runtime_dir.h"
@@ -70,21 +71,6 @@ std::string FirstLine(const std::string& path) {
   if (n < 2 || buf[0] != '#' || buf[1] != '!') return {};
   std::string line(buf, static_cast<size_t>(n));
   return line.substr(0, line.find('\n'));
-}
-
-Result<std::string> FindShim() {
-  if (const char* env = getenv("MPROXY_SHIM_PATH"); env != nullptr && *env != '\0') {
-    return std::string(env);
-  }
-  std::error_code ec;
-  fs::path self = fs::read_symlink("/proc/self/exe", ec);
-  if (ec) return Error("cannot find this program's path: " + ec.message());
-  fs::path dir = self.parent_path();
-  for (const fs::path& candidate : {dir / "mproxy-shim", dir / ".." / "shim" / "mproxy-shim",
-                                    dir / ".." / "lib" / "mproxy" / "mproxy-shim"}) {
-    if (access(candidate.c_str(), X_OK) == 0) return fs::weakly_canonical(candidate).string();
-  }
-  return Error("cannot find mproxy-shim next to " + self.string() + " (set MPROXY_SHIM_PATH)");
 }
 
 // Without FUSE: a plain directory of symlinks to the shim. PATH lookups work
@@ -196,7 +182,7 @@ Status Session::Prepare() {
   auto dir = RuntimeDir::Create();
   if (!dir) return dir.error();
   dir_ = std::move(*dir);
-  auto shim = FindShim();
+  auto shim = FindCompanion("mproxy-shim", "MPROXY_SHIM_PATH", "shim");
   if (!shim) return shim.error();
   shim_path_ = *shim;
   if (auto s = MountStubDir(); !s) return s;
