@@ -29,7 +29,8 @@ struct RawFlags {
 void AddConnectOptions(CLI::App* app, RawFlags* f, ConnectOptions* c) {
   app->add_option("-p,--port", f->port, "Remote SSH port")->check(CLI::Range(1, 65535));
   app->add_option("-l,--user", f->user, "Remote user name");
-  app->add_option("-i,--identity", f->identities, "Private key file (repeatable)");
+  app->add_option("-i,--identity", f->identities, "Private key file (repeatable)")
+      ->allow_extra_args(false);
   app->add_option("-F,--ssh-config", f->ssh_config,
                   "OpenSSH client config file (default: ~/.ssh/config)");
   app->add_option("--known-hosts", f->known_hosts,
@@ -143,10 +144,14 @@ int ParseCommandLine(int argc, char** argv, CliOptions* out) {
 
   AddConnectOptions(&app, &f, &out->connect);
   AddLogOptions(&app, &f, /*short_v=*/false);
+  // Repeatable options take one value each time, so `--local cat HOST`
+  // leaves HOST alone.
   app.add_option("-v,--mount", f.mounts,
-                 "local:remote: the local path stands for the remote one (repeatable)");
+                 "local:remote: the local path stands for the remote one (repeatable)")
+      ->allow_extra_args(false);
   app.add_option("--local", f.local,
-                 "Keep this command local: /absolute/path, basename, or /regex/ (repeatable)");
+                 "Keep this command local: /absolute/path, basename, or /regex/ (repeatable)")
+      ->allow_extra_args(false);
   app.add_option("-w,--workdir", out->cwd, "The program's working directory (default: here)");
   app.add_option("target", positionals,
                  "[user@]host[:port] or ssh://user@host:port, then the program (after --)");

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <utility>
 
 namespace mproxy::broker {
 namespace {
@@ -28,37 +29,59 @@ Result<LocalFd> LocalFd::Open(int fd, bool for_write) {
   struct stat st {};
   if (fstat(fd, &st) != 0) return Error::FromErrno("fd " + std::to_string(fd), errno);
   LocalFd out;
-  out.borrowed_ = fd;
   if (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode) || S_ISDIR(st.st_mode)) {
     out.kind_ = Kind::kFile;
-    return out;
-  }
-  if (S_ISSOCK(st.st_mode)) {
+  } else if (S_ISSOCK(st.st_mode)) {
     out.kind_ = Kind::kSocket;
-    return out;
+  } else {
+    out.kind_ = Kind::kPollable;
+    // A new open file description of the same pipe or terminal, so our
+    // O_NONBLOCK does not leak to the processes sharing the original.
+    std::string path = "/proc/self/fd/" + std::to_string(fd);
+    int flags = (for_write ? O_WRONLY : O_RDONLY) | O_NONBLOCK | O_CLOEXEC | O_NOCTTY;
+    int re = ::open(path.c_str(), flags);
+    if (re >= 0) {
+      out.fd_.Reset(re);
+      return out;
+    }
   }
-  out.kind_ = Kind::kPollable;
-  // A new open file description of the same pipe or terminal, so our
-  // O_NONBLOCK does not leak to the processes sharing the original.
-  std::string path = "/proc/self/fd/" + std::to_string(fd);
-  int flags = (for_write ? O_WRONLY : O_RDONLY) | O_NONBLOCK | O_CLOEXEC | O_NOCTTY;
-  int re = ::open(path.c_str(), flags);
-  if (re >= 0) {
-    out.fd_.Reset(re);
-    return out;
-  }
-  // No /proc or the reopen was refused: flip the flag and put it back later.
-  int old = fcntl(fd, F_GETFL);
-  if (old < 0) return Error::FromErrno("fcntl fd " + std::to_string(fd), errno);
-  if (!(old & O_NONBLOCK)) {
-    fcntl(fd, F_SETFL, old | O_NONBLOCK);
-    out.restore_flags_ = old;
+  // Our own copy of the caller's fd, so the caller may close theirs at any
+  // time and the number can never be someone else's when we are done.
+  out.fd_.Reset(fcntl(fd, F_DUPFD_CLOEXEC, 0));
+  if (!out.fd_) return Error::FromErrno("dup fd " + std::to_string(fd), errno);
+  if (out.kind_ == Kind::kPollable) {
+    // No /proc, or the reopen was refused (a pipe of another user): flip
+    // the flag on the shared description and put it back when done.
+    int old = fcntl(out.fd_.get(), F_GETFL);
+    if (old < 0) return Error::FromErrno("fcntl fd " + std::to_string(fd), errno);
+    if (!(old & O_NONBLOCK)) {
+      fcntl(out.fd_.get(), F_SETFL, old | O_NONBLOCK);
+      out.restore_flags_ = old;
+    }
   }
   return out;
 }
 
-LocalFd::~LocalFd() {
-  if (restore_flags_ >= 0 && borrowed_ >= 0) fcntl(borrowed_, F_SETFL, restore_flags_);
+LocalFd::LocalFd(LocalFd&& other) noexcept
+    : fd_(std::move(other.fd_)),
+      restore_flags_(std::exchange(other.restore_flags_, -1)),
+      kind_(other.kind_) {}
+
+LocalFd& LocalFd::operator=(LocalFd&& other) noexcept {
+  if (this != &other) {
+    RestoreFlags();
+    fd_ = std::move(other.fd_);
+    restore_flags_ = std::exchange(other.restore_flags_, -1);
+    kind_ = other.kind_;
+  }
+  return *this;
+}
+
+LocalFd::~LocalFd() { RestoreFlags(); }
+
+void LocalFd::RestoreFlags() {
+  if (restore_flags_ >= 0 && fd_.valid()) fcntl(fd_.get(), F_SETFL, restore_flags_);
+  restore_flags_ = -1;
 }
 
 ssize_t LocalFd::Read(char* buf, size_t len) const {

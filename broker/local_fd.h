@@ -21,14 +21,15 @@ class LocalFd {
  public:
   enum class Kind { kPollable, kSocket, kFile };
 
-  // Borrows `fd` (it is not closed) and makes a private nonblocking handle.
+  // Makes a private nonblocking handle on `fd`, which stays the caller's
+  // (it may be closed right after: the handle holds its own copy).
   static Result<LocalFd> Open(int fd, bool for_write);
 
-  LocalFd(LocalFd&&) = default;
-  LocalFd& operator=(LocalFd&&) = default;
+  LocalFd(LocalFd&& other) noexcept;
+  LocalFd& operator=(LocalFd&& other) noexcept;
   ~LocalFd();
 
-  int fd() const { return fd_.valid() ? fd_.get() : borrowed_; }
+  int fd() const { return fd_.get(); }
   Kind kind() const { return kind_; }
 
   // read/write that never block on pollable fds: -1 with errno EAGAIN then.
@@ -37,9 +38,10 @@ class LocalFd {
 
  private:
   LocalFd() = default;
-  UniqueFd fd_;        // our reopened description, when we made one
-  int borrowed_ = -1;  // the caller's fd otherwise
-  int restore_flags_ = -1;  // original flags to put back, if we changed them
+  void RestoreFlags();
+
+  UniqueFd fd_;             // a reopened description, or a dup of the caller's
+  int restore_flags_ = -1;  // flags to put back on a shared description
   Kind kind_ = Kind::kPollable;
 };
 

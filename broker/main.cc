@@ -74,7 +74,7 @@ void ReserveStdFds() {
 }
 
 int RunProgram(uv_loop_t* loop, AgentLink* link, const CliOptions& o,
-               const std::set<int>& inherited) {
+               const std::set<int>& inherited, const std::set<int>& ignored_at_start) {
   SessionOptions so;
   so.program = o.program;
   so.workdir = o.cwd;
@@ -82,6 +82,7 @@ int RunProgram(uv_loop_t* loop, AgentLink* link, const CliOptions& o,
   so.host_label = link->peer_name();
   so.inherited_fds = inherited;
   so.program_fd_limit = RaiseFdLimit();
+  so.ignored_at_start = ignored_at_start;
   return RunSession(loop, link, so);
 }
 
@@ -91,6 +92,13 @@ int main(int argc, char** argv) {
   ReserveStdFds();
   // Before anything of ours is open: these stay open for the program.
   const std::set<int> inherited = OpenFds();
+  std::set<int> ignored_at_start;
+  for (int signo : {SIGINT, SIGQUIT}) {
+    struct sigaction old {};
+    if (sigaction(signo, nullptr, &old) == 0 && old.sa_handler == SIG_IGN) {
+      ignored_at_start.insert(signo);
+    }
+  }
   std::signal(SIGPIPE, SIG_IGN);
   CliOptions opts;
   if (int rc = ParseCommandLine(argc, argv, &opts); rc >= 0) return rc;
@@ -136,7 +144,7 @@ int main(int argc, char** argv) {
       switch (opts.command) {
         case CliOptions::Command::kPaths: status = RunPaths(loop, &link); break;
         case CliOptions::Command::kExec: status = RunExec(loop, &link, opts); break;
-        default: status = RunProgram(loop, &link, opts, inherited); break;
+        default: status = RunProgram(loop, &link, opts, inherited, ignored_at_start); break;
       }
     }
     RestoreAllTerminals();

@@ -47,11 +47,6 @@ void RemoteCommands::Apply(const proto::PathInfo& info) {
   }
 }
 
-std::string RemoteCommands::RemotePath(const std::string& name) const {
-  auto it = remote_.find(name);
-  return it == remote_.end() ? std::string() : it->second;
-}
-
 std::vector<std::string> RemoteCommands::Names() const {
   std::vector<std::string> names;
   names.reserve(remote_.size());

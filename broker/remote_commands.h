@@ -1,5 +1,5 @@
 // The remote PATH as the session sees it: the commands the agent enumerated,
-// minus the ones kept local, with their remote paths, and a bridge that lets
+// minus the ones kept local, and a bridge that lets
 // the stub directory's FUSE threads ask for a fresh enumeration through the
 // loop that owns the agent link.
 #pragma once
@@ -19,7 +19,7 @@
 
 namespace mproxy::broker {
 
-// Owned by the session. Query(), RemotePath(), Names() and home() run on the
+// Owned by the session. Query(), Names() and home() run on the
 // loop thread; RefreshBlocking() on any other thread; Shutdown() on the loop
 // thread before the owner destroys anything that may call RefreshBlocking().
 class RemoteCommands {
@@ -40,7 +40,6 @@ class RemoteCommands {
   // Wakes and fails every RefreshBlocking() and refuses new ones.
   void Shutdown();
 
-  std::string RemotePath(const std::string& name) const;
   // The remote commands not kept local, sorted.
   std::vector<std::string> Names() const;
   const std::string& home() const { return home_; }

@@ -11,6 +11,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <algorithm>
 #include <filesystem>
 #include <list>
 #include <memory>
@@ -193,7 +194,6 @@ Status Session::Prepare() {
   ctx_.mounts = o_.config.mounts;
   ctx_.remote_home = commands_->home();
   ctx_.stub_dir = dir_->stub_dir();
-  ctx_.remote_path = [this](const std::string& name) { return commands_->RemotePath(name); };
 
   auto listener = ShimListener::Listen(loop_, dir_->socket_path(),
                                        [this](UniqueFd fd) { OnShimConnection(std::move(fd)); });
@@ -244,8 +244,30 @@ Status Session::Spawn() {
   if (auto s = ns::CheckNamespaceSpec(spec); !s) return s;
   std::vector<std::string> env = ns::BuildEnv(CurrentEnv(), spec);
   ctx_.launch_env = env;
-  std::vector<std::string> argv = use_bwrap ? ns::BuildBwrapArgv(spec) : o_.program;
-  std::string file = use_bwrap ? spec.bwrap_path : program_path_;
+  std::vector<std::string> argv = o_.program;
+  std::string file = program_path_;
+  if (use_bwrap) {
+    argv = ns::BuildBwrapArgv(spec);
+    file = spec.bwrap_path;
+    // Ctrl-C and Ctrl-\ reach the whole foreground process group, bwrap's
+    // waiting parent included, and its death would SIGKILL the program
+    // (--die-with-parent) before the program could handle the signal.
+    // env(1) starts bwrap with them ignored and gives the program the
+    // dispositions mproxy itself started with.
+    std::string env_tool = ResolveLocalProgram("env");
+    if (!env_tool.empty()) {
+      std::string defaults;
+      for (const auto& [signo, name] : {std::pair{SIGINT, "INT"}, std::pair{SIGQUIT, "QUIT"}}) {
+        if (!o_.ignored_at_start.count(signo)) defaults += (defaults.empty() ? "" : ",") + std::string(name);
+      }
+      auto dashdash = std::find(argv.begin(), argv.end(), "--");
+      if (!defaults.empty() && dashdash != argv.end()) {
+        argv.insert(dashdash + 1, {env_tool, "--default-signal=" + defaults, "--"});
+      }
+      argv.insert(argv.begin(), {env_tool, "--ignore-signal=INT,QUIT"});
+      file = env_tool;
+    }
+  }
   log_->debug("starting {}", file);
 
   CloseOnExecExcept(o_.inherited_fds);

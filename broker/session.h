@@ -25,6 +25,9 @@ struct SessionOptions {
   // Fds this process inherited (kept open for the program); every other fd
   // is made close-on-exec before the program starts.
   std::set<int> inherited_fds;
+  // Signals mproxy found ignored when it started (the program inherits
+  // that; the others start at their default).
+  std::set<int> ignored_at_start;
   // The fd limit to give the program (mproxy raises its own), if changed.
   std::optional<rlimit> program_fd_limit;
 };

@@ -147,8 +147,10 @@ void ShimCommand::StartCommand(shim::Request&& req) {
     return FinishWith(127, std::nullopt, false, "mproxy: cannot tell which command to run");
   }
   proto::Exec exec;
-  std::string remote = ctx_->remote_path ? ctx_->remote_path(name_) : std::string();
-  exec.path = remote.empty() ? name_ : remote;
+  // By name: the agent looks it up on the remote PATH (the program's, when
+  // it changed PATH), so a command that vanished since the enumeration gives
+  // "command not found" and a new one is found where it is now.
+  exec.path = name_;
   exec.argv = std::move(req.argv);
   if (exec.argv.empty()) exec.argv.push_back(name_);
   exec.env = ForwardedEnv(ctx_->launch_env, req.env, ctx_->env_policy);

@@ -32,9 +32,6 @@ struct SessionContext {
   std::vector<Mount> mounts;
   std::string remote_home;
   std::string stub_dir;
-  // The remote path of a command name from the last PATH enumeration, or
-  // empty (the agent then looks the name up itself).
-  std::function<std::string(const std::string&)> remote_path;
 };
 
 // One accepted shim connection. Owned by the session's list of commands;

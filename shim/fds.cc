@@ -64,6 +64,11 @@ void ProbeFds(std::vector<int>* out) {
   }
 }
 
+bool IsPipeOrSocket(int fd) {
+  struct stat st;
+  return ::fstat(fd, &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode));
+}
+
 // Whether an fd >= 3 can carry a byte stream the broker could pump.
 bool CarriesBytes(int fd, int flags) {
   if (flags & O_PATH) return false;
@@ -74,9 +79,25 @@ bool CarriesBytes(int fd, int flags) {
   return type != 0 && type != S_IFDIR;
 }
 
+// Whether an argument names `fd` as a file: "/dev/fd/N" or "/proc/self/fd/N"
+// anywhere in it (also "--file=/dev/fd/63").
+bool NamedInArgv(const std::vector<std::string>& argv, int fd) {
+  const std::string n = std::to_string(fd);
+  for (const std::string& a : argv) {
+    for (const char* prefix : {"/dev/fd/", "/proc/self/fd/"}) {
+      std::string needle = prefix + n;
+      for (size_t at = a.find(needle); at != std::string::npos; at = a.find(needle, at + 1)) {
+        size_t end = at + needle.size();
+        if (end == a.size() || a[end] < '0' || a[end] > '9') return true;
+      }
+    }
+  }
+  return false;
+}
+
 }  // namespace
 
-OpenFds CollectOpenFds() {
+OpenFds CollectOpenFds(const std::vector<std::string>& argv) {
   OpenFds r;
   for (int fd = 0; fd <= 2; ++fd) {
     if (::fcntl(fd, F_GETFD) < 0) continue;
@@ -105,6 +126,7 @@ OpenFds CollectOpenFds() {
   for (int fd : high) {
     int flags = ::fcntl(fd, F_GETFL);
     if (flags < 0 || !CarriesBytes(fd, flags)) continue;
+    if ((flags & O_ACCMODE) == O_RDONLY && IsPipeOrSocket(fd) && !NamedInArgv(argv, fd)) continue;
     if (r.passed.size() >= wire::kMaxPassedFds) {
       ++r.dropped;
       continue;

@@ -2,6 +2,7 @@
 // among 0-2 stay with the shim, everything else travels to the broker.
 #pragma once
 
+#include <string>
 #include <vector>
 
 #include "proto/shim_wire.h"
@@ -27,7 +28,12 @@ struct OpenFds {
 // when open, terminal or not; fds >= 3 when they can carry bytes (not a
 // directory, an O_PATH handle, or an anonymous inode such as an epoll fd or
 // eventfd), read-only ones as input to the command and the rest as output.
+// A read-only pipe or socket >= 3 is listed only when `argv` names it
+// (/dev/fd/N or /proc/self/fd/N, as `<(...)` does): the broker reads an
+// input fd eagerly, and such fds are often inherited by accident (bash
+// leaves the first `<(...)`'s read end in the second one; make's jobserver),
+// where reading would steal bytes meant for another process.
 // Enumerates /proc/self/fd, or probes with fcntl when /proc is missing.
-OpenFds CollectOpenFds();
+OpenFds CollectOpenFds(const std::vector<std::string>& argv);
 
 }  // namespace mproxy::shim

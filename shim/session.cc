@@ -103,7 +103,7 @@ class Session {
 
 void Session::Run() {
   // Before anything else opens an fd, so only inherited ones are listed.
-  fds_ = CollectOpenFds();
+  fds_ = CollectOpenFds(inv_.request.argv);
   bool is_open[3] = {};
   for (const wire::Fd& f : fds_.fds) {
     if (f.fd > 2) continue;
