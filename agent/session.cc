@@ -15,6 +15,7 @@
 #include "agent/log.h"
 #include "agent/path_query.h"
 #include "common/signals.h"
+#include "proto/fs.h"
 #include "proto/hello.h"
 
 namespace mproxy::agent {
@@ -23,6 +24,10 @@ namespace {
 constexpr size_t kInputBufferSize = 64 * 1024;
 // Bytes taken from the mux per write to stdout.
 constexpr size_t kOutputBatch = 256 * 1024;
+// File-operation replies wait in the FsServer while this many bytes of
+// control frames are queued: enough to keep stdout busy, and far below the
+// mux's kMaxControlBacklog, which would end the session.
+constexpr size_t kFsReplyBacklog = 1024 * 1024;
 
 // libuv aborts on fds epoll cannot watch (regular files, /dev/null), so
 // refuse them up front with a message instead.
@@ -31,6 +36,14 @@ Status CheckPollable(int fd, const char* what) {
   if (fstat(fd, &st) != 0) return Error::FromErrno(std::string(what) + ": fstat", errno);
   if (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode) || isatty(fd)) return Ok();
   return Error(std::string(what) + " must be a pipe, socket or terminal");
+}
+
+// Reading the umask means setting it; this runs on the loop thread before
+// any worker thread or child exists.
+mode_t CurrentUmask() {
+  mode_t mask = umask(022);
+  umask(mask);
+  return mask;
 }
 
 proto::Exit ExitFromStatus(uint32_t channel, int wait_status) {
@@ -50,9 +63,12 @@ proto::Exit ExitFromStatus(uint32_t channel, int wait_status) {
 Session::Session(uv_loop_t* loop, SessionOptions options)
     : loop_(loop),
       options_(std::move(options)),
-      mux_(this, proto::MakeHello(options_.program_version, {"exec", "pty", "path"})),
+      mux_(this, proto::MakeHello(options_.program_version, {"exec", "pty", "path", "fs"})),
       reaper_(loop, [this](pid_t pid, int status) { OnChildExit(pid, status); }),
       killer_(loop, options_.kill_grace),
+      fs_(
+          loop, CurrentUmask(), [this](proto::FsReply&& r) { SendFsReply(std::move(r)); },
+          [this] { return mux_.ControlBacklog() < kFsReplyBacklog; }),
       in_buf_(new char[kInputBufferSize]) {}
 
 Session::~Session() = default;
@@ -141,7 +157,22 @@ void Session::WriteCallback(uv_write_t* req, int status) noexcept {
     self->EndSession(kExitIoError, std::string("writing stdout: ") + uv_strerror(status));
     return;
   }
+  self->fs_.Deliver();  // replies that waited for the output to drain
   self->Flush();
+}
+
+void Session::SendFsReply(proto::FsReply&& reply) {
+  if (state_ != State::kRunning) return;
+  // Moved into the Message: a READ reply carries up to 512 KiB of data.
+  proto::Message m(std::move(reply));
+  if (auto s = mux_.Send(m); !s) {
+    // Cannot happen within the limits; answer anyway so nobody waits.
+    const auto& r = std::get<proto::FsReply>(m);
+    Logf(LogLevel::kError, "cannot send FsReply %llu: %s", static_cast<unsigned long long>(r.id),
+         s.error().message().c_str());
+    Send(proto::MakeFsError(r.id, EIO));
+  }
+  Flush();
 }
 
 void Session::Send(const proto::Message& m) {
@@ -176,11 +207,7 @@ void Session::OnMessage(proto::Message&& m) {
         } else if constexpr (std::is_same_v<T, proto::Ping>) {
           Send(proto::Pong{msg.id});
         } else if constexpr (std::is_same_v<T, proto::FsRequest>) {
-          // File operations are not served yet: answer so nobody waits.
-          proto::FsReply r;
-          r.id = msg.id;
-          r.err = ENOSYS;
-          Send(r);
+          fs_.Handle(std::move(msg));
         } else if constexpr (std::is_same_v<T, proto::ErrorMsg>) {
           Logf(LogLevel::kWarn, "peer reports error %u: %s", msg.code, msg.text.c_str());
         } else if constexpr (std::is_same_v<T, proto::Log>) {
@@ -416,6 +443,7 @@ void Session::EndSession(int code, const std::string& reason) {
     Logf(LogLevel::kInfo, "session ended by peer");
   }
   if (stdio_open_) uv_read_stop(reinterpret_cast<uv_stream_t*>(&in_));
+  fs_.Shutdown();
   channels_.clear();  // closes every pump
   channel_of_pid_.clear();
   Flush();

@@ -1,6 +1,7 @@
 // Session: one agent session over a pair of fds (stdin/stdout). Glues the Mux
 // to the libuv loop: protocol bytes in and out, one Channel per Exec with its
-// child and pumps, reaping, PathQuery, and the kill-everything session end.
+// child and pumps, reaping, PathQuery, file operations (FsServer), and the
+// kill-everything session end.
 #pragma once
 
 #include <sys/types.h>
@@ -14,6 +15,7 @@
 #include <vector>
 
 #include "agent/fd_pump.h"
+#include "agent/fs_server.h"
 #include "agent/group_killer.h"
 #include "agent/reaper.h"
 #include "proto/mux.h"
@@ -94,6 +96,7 @@ class Session : public proto::MuxDelegate, public FdPumpDelegate {
   void HandleResize(const proto::Resize& r);
   void HandleClose(const proto::Close& c);
   void HandlePathQuery(const proto::PathQuery& q);
+  void SendFsReply(proto::FsReply&& reply);
   void SendChannelError(uint32_t channel, const std::string& text);
 
   void OnChildExit(pid_t pid, int wait_status);
@@ -110,6 +113,7 @@ class Session : public proto::MuxDelegate, public FdPumpDelegate {
   proto::Mux mux_;
   Reaper reaper_;
   GroupKiller killer_;
+  FsServer fs_;
   uv_pipe_t in_{};
   uv_pipe_t out_{};
   uv_write_t write_req_{};

@@ -96,6 +96,66 @@ struct PathEntry {
   bool operator==(const PathEntry&) const = default;
 };
 
+// Attributes of one file, as lstat/fstat report them (FsReply key 4, and in
+// FsDirEntry). Numbers are the remote host's; mode is POSIX st_mode with the
+// type bits; times are seconds since the epoch plus nanoseconds.
+struct FsAttr {
+  uint64_t ino = 0;
+  uint32_t mode = 0;
+  uint32_t nlink = 0;
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+  uint64_t size = 0;
+  uint64_t blocks = 0;  // 512-byte units
+  uint32_t blksize = 0;
+  uint64_t rdev = 0;
+  int64_t atime = 0;
+  uint32_t atime_nsec = 0;
+  int64_t mtime = 0;
+  uint32_t mtime_nsec = 0;
+  int64_t ctime = 0;
+  uint32_t ctime_nsec = 0;
+
+  template <class S, class V>
+  static void Fields(S& s, V& v) {
+    v(1, "ino", s.ino, kRequired);
+    v(2, "mode", s.mode, kRequired);
+    v(3, "nlink", s.nlink, kOptional);
+    v(4, "uid", s.uid, kOptional);
+    v(5, "gid", s.gid, kOptional);
+    v(6, "size", s.size, kOptional);
+    v(7, "blocks", s.blocks, kOptional);
+    v(8, "blksize", s.blksize, kOptional);
+    v(9, "rdev", s.rdev, kOptional);
+    v(10, "atime", s.atime, kOptional);
+    v(11, "atime_nsec", s.atime_nsec, kOptional);
+    v(12, "mtime", s.mtime, kOptional);
+    v(13, "mtime_nsec", s.mtime_nsec, kOptional);
+    v(14, "ctime", s.ctime, kOptional);
+    v(15, "ctime_nsec", s.ctime_nsec, kOptional);
+  }
+  bool operator==(const FsAttr&) const = default;
+};
+
+// One directory entry of a READDIR reply (FsReply key 5).
+struct FsDirEntry {
+  std::string name;
+  uint64_t offset = 0;  // cookie: READDIR from here continues after this entry
+  uint64_t ino = 0;
+  uint32_t type = 0;           // st_mode type bits (S_IFREG, S_IFDIR, ...); 0 unknown
+  std::optional<FsAttr> attr;  // missing when the entry vanished before lstat
+
+  template <class S, class V>
+  static void Fields(S& s, V& v) {
+    v(1, "name", s.name, kRequired);
+    v(2, "offset", s.offset, kRequired);
+    v(3, "ino", s.ino, kOptional);
+    v(4, "type", s.type, kOptional);
+    v(5, "attr", s.attr, kOptional);
+  }
+  bool operator==(const FsDirEntry&) const = default;
+};
+
 // A value in a file-operation request or reply. Unsigned integers decode as
 // uint64_t, negative ones as int64_t, byte and text strings as std::string.
 using FsValue = std::variant<uint64_t, int64_t, std::string>;
@@ -316,6 +376,7 @@ struct PathInfo {
   bool operator==(const PathInfo&) const = default;
 };
 
+// One file operation; proto/fs.h gives the typed form of every op.
 struct FsRequest {
   static constexpr MessageType kType = MessageType::kFsRequest;
   static constexpr const char* kName = "FsRequest";
@@ -336,14 +397,18 @@ struct FsReply {
   static constexpr MessageType kType = MessageType::kFsReply;
   static constexpr const char* kName = "FsReply";
   uint64_t id = 0;
-  int32_t err = 0;  // 0 or a positive POSIX errno
+  int32_t err = 0;  // 0 or a positive Linux errno (asm-generic numbering)
   FsFields fields;
+  std::optional<FsAttr> attr;
+  std::vector<FsDirEntry> entries;
 
   template <class S, class V>
   static void Fields(S& s, V& v) {
     v(1, "id", s.id, kRequired);
     v(2, "errno", s.err, kOptional);
     v(3, "fields", s.fields, kOptional);
+    v(4, "attr", s.attr, kOptional);
+    v(5, "entries", s.entries, kOptional);
   }
   bool operator==(const FsReply&) const = default;
 };

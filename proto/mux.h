@@ -89,6 +89,9 @@ class Mux {
   void Consume(uint32_t channel, uint32_t fd, size_t n);
 
   bool HasOutput() const;
+  // Bytes of encoded control frames queued and not yet taken by TakeOutput
+  // (the session paces bulky replies by it, well below kMaxControlBacklog).
+  size_t ControlBacklog() const { return control_.size(); }
   // Appends frames to `out`: all queued control frames first, then Data and
   // Eof frames round-robin across ready streams until about `max_bytes`.
   void TakeOutput(std::string* out, size_t max_bytes);

@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -133,9 +134,16 @@ Status AgentClient::WriteRaw(std::string_view bytes) {
   return Ok();
 }
 
-void AgentClient::OnHello(const proto::Hello&, uint32_t) { hello_received = true; }
+void AgentClient::OnHello(const proto::Hello& peer, uint32_t) {
+  hello_received = true;
+  peer_hello = peer;
+}
 
 void AgentClient::OnMessage(proto::Message&& m) {
+  if (auto* fs = std::get_if<proto::FsReply>(&m)) {
+    fs_replies.push_back(std::move(*fs));
+    return;
+  }
   auto ch = ChannelOf(m);
   if (!ch) {
     messages.push_back(std::move(m));
@@ -217,6 +225,19 @@ ChannelLog& AgentClient::Run(const proto::Exec& exec, const std::string& input, 
   ChannelLog& log = channels_[exec.channel];
   RunUntil([&log] { return log.exit.has_value(); });
   return log;
+}
+
+std::optional<proto::FsReply> AgentClient::FsCall(const proto::FsRequest& req, int timeout_ms) {
+  Send(req);
+  auto find = [this, id = req.id] {
+    return std::find_if(fs_replies.begin(), fs_replies.end(),
+                        [id](const proto::FsReply& r) { return r.id == id; });
+  };
+  if (!RunUntil([&] { return find() != fs_replies.end(); }, timeout_ms)) return std::nullopt;
+  auto it = find();
+  proto::FsReply reply = std::move(*it);
+  fs_replies.erase(it);
+  return reply;
 }
 
 void AgentClient::CloseStdin() {

@@ -55,6 +55,11 @@ class AgentClient : public proto::MuxDelegate {
   // the channel's Exit arrives.
   ChannelLog& Run(const proto::Exec& exec, const std::string& input = "", bool eof = true);
 
+  // Sends `req` and runs until the FsReply with its id arrives; returns it
+  // and removes it from fs_replies. nullopt on timeout or when the agent's
+  // stdout ends first.
+  std::optional<proto::FsReply> FsCall(const proto::FsRequest& req, int timeout_ms = 30000);
+
   // Closes the agent's stdin (the session ends for it).
   void CloseStdin();
   // Waits (pumping stdout and stderr) for the agent to exit; its wait status,
@@ -64,8 +69,11 @@ class AgentClient : public proto::MuxDelegate {
   ChannelLog& channel(uint32_t id) { return channels_[id]; }
   // Messages without a channel: PathInfo, Pong, Error without channel.
   std::vector<proto::Message> messages;
+  // Every FsReply, in arrival order (FsCall takes its own out again).
+  std::vector<proto::FsReply> fs_replies;
   std::string agent_stderr;
   bool hello_received = false;
+  std::optional<proto::Hello> peer_hello;  // the agent's Hello
   pid_t agent_pid() const { return pid_; }
   bool stdout_closed() const { return !from_agent_; }
 
