@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <cstring>
 #include <mutex>
+#include <set>
 #include <optional>
 #include <utility>
 
@@ -35,9 +36,8 @@ bool ValidName(const std::string& n) {
 }
 
 // An open directory: the names as they were at opendir, so readdir offsets
-// stay stable while SetNames swaps the set. Freed in releasedir (a directory
-// still open when the StubDir is destroyed is never released: one small
-// leak per such handle, at teardown only).
+// stay stable while SetNames swaps the set. Freed in releasedir, or with the
+// StubFs for a directory still open when the mount goes away.
 struct DirHandle {
   NamesPtr names;
 };
@@ -48,6 +48,10 @@ struct DirHandle {
 // longer than the FuseSession that calls into it.
 class StubFs {
  public:
+  ~StubFs();
+  StubFs(const StubFs&) = delete;
+  StubFs& operator=(const StubFs&) = delete;
+  void ForgetDir(DirHandle* handle);
   StubFs(StubDirOptions options, std::string shim_bytes, time_t shim_mtime)
       : options_(std::move(options)),
         log_(options_.logger ? options_.logger : spdlog::default_logger()),
@@ -123,6 +127,9 @@ class StubFs {
   const gid_t gid_;
   std::atomic<FuseSession*> session_{nullptr};
   std::atomic<bool> stopping_{false};
+  // Directories opened and not yet released; guards nothing else. Leaf lock.
+  std::mutex dirs_mu_;
+  std::set<DirHandle*> open_dirs_;
   // The kernel takes ENOSYS from open as "opens need no message" (Linux
   // 3.14+ with FUSE 7.23): every exec of a stub then costs no open and no
   // release round trip, and the page cache is kept (FOPEN_KEEP_CACHE is the
@@ -337,8 +344,12 @@ void StubFs::OpenDir(fuse_req_t req, fuse_ino_t ino,
     fuse_reply_err(req, ENOMEM);
     return;
   }
+  {
+    std::lock_guard lock(fs->dirs_mu_);
+    fs->open_dirs_.insert(handle);
+  }
   fi->fh = reinterpret_cast<uint64_t>(handle);
-  if (fuse_reply_open(req, fi) != 0) delete handle;  // the opener went away
+  if (fuse_reply_open(req, fi) != 0) fs->ForgetDir(handle);  // the opener went away
 }
 
 void StubFs::ReadDirCommon(fuse_req_t req, fuse_ino_t ino, size_t size,
@@ -386,8 +397,20 @@ void StubFs::ReadDirCommon(fuse_req_t req, fuse_ino_t ino, size_t size,
 
 void StubFs::ReleaseDir(fuse_req_t req, fuse_ino_t,
                         fuse_file_info* fi) noexcept {
-  delete reinterpret_cast<DirHandle*>(fi->fh);
+  From(req)->ForgetDir(reinterpret_cast<DirHandle*>(fi->fh));
   fuse_reply_err(req, 0);
+}
+
+void StubFs::ForgetDir(DirHandle* handle) {
+  {
+    std::lock_guard lock(dirs_mu_);
+    if (open_dirs_.erase(handle) == 0) return;
+  }
+  delete handle;
+}
+
+StubFs::~StubFs() {
+  for (DirHandle* h : open_dirs_) delete h;
 }
 
 const fuse_lowlevel_ops& StubFs::Ops() {
