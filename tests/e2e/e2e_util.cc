@@ -111,17 +111,6 @@ void Prng::Fill(std::string* out, size_t n) {
   }
 }
 
-TempDir::TempDir() {
-  char tmpl[] = "/tmp/mproxy-e2e-XXXXXX";
-  REQUIRE(mkdtemp(tmpl) != nullptr);
-  path_ = tmpl;
-}
-
-TempDir::~TempDir() {
-  std::error_code ec;
-  std::filesystem::remove_all(path_, ec);
-}
-
 std::string ReadFile(const std::string& path) {
   std::string out;
   int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);

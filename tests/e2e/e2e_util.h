@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "tests/support/sshd_fixture.h"
+#include "tests/support/temp_dir.h"
 
 namespace mproxy::e2e {
 
@@ -60,18 +61,7 @@ class Prng {
   uint64_t s_[4];
 };
 
-// A fresh directory under /tmp, removed with everything in it on destruction.
-class TempDir {
- public:
-  TempDir();
-  ~TempDir();
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using testing::TempDir;
 
 // The whole content of a file ("" when it cannot be read).
 std::string ReadFile(const std::string& path);

@@ -41,17 +41,6 @@ bool WaitReadable(int fd, Clock::time_point deadline) {
 
 }  // namespace
 
-TempDir::TempDir() {
-  char tmpl[] = "/tmp/mproxy-shim-test.XXXXXX";
-  REQUIRE(::mkdtemp(tmpl) != nullptr);
-  path_ = tmpl;
-}
-
-TempDir::~TempDir() {
-  std::error_code ec;
-  std::filesystem::remove_all(path_, ec);
-}
-
 std::optional<wire::Message> ShimConnection::Next(int timeout_ms) {
   auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
   for (;;) {

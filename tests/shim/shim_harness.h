@@ -13,25 +13,13 @@
 
 #include "common/unique_fd.h"
 #include "proto/shim_wire.h"
+#include "tests/support/temp_dir.h"
 
 namespace mproxy::testing {
 
 // Generous: only reached when something is broken.
 inline constexpr int kTimeoutMs = 10000;
 
-// A scratch directory holding the socket, the command symlinks and files.
-// Removed with everything in it on destruction.
-class TempDir {
- public:
-  TempDir();
-  ~TempDir();
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
 
 // One shim connection as the broker sees it. Owned by the test.
 struct ShimConnection {
