@@ -36,25 +36,19 @@ void RemoteCommands::Query(std::function<void(Status)> done) {
 
 void RemoteCommands::Apply(const proto::PathInfo& info) {
   remote_.clear();
-  local_.clear();
   if (!info.home.empty()) home_ = info.home;
   for (const auto& e : info.entries) {
     bool keep_local =
         std::find(entrypoint_names_.begin(), entrypoint_names_.end(), e.name) !=
             entrypoint_names_.end() ||
         IsLocalCommand(rules_, e.name) || IsLocalCommand(rules_, e.path);
-    (keep_local ? local_ : remote_).emplace(e.name, e.path);
+    if (!keep_local) remote_.insert(e.name);
   }
 }
 
 std::vector<std::string> RemoteCommands::Names() const {
-  std::vector<std::string> names;
-  names.reserve(remote_.size());
-  for (const auto& [name, path] : remote_) names.push_back(name);
-  return names;
+  return {remote_.begin(), remote_.end()};
 }
-
-bool RemoteCommands::IsKeptLocal(const std::string& name) const { return local_.count(name) > 0; }
 
 Result<std::vector<std::string>> RemoteCommands::RefreshBlocking(std::chrono::milliseconds timeout) {
   std::unique_lock lock(mu_);

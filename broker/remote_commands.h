@@ -9,7 +9,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <functional>
-#include <map>
+#include <set>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -43,8 +43,6 @@ class RemoteCommands {
   // The remote commands not kept local, sorted.
   std::vector<std::string> Names() const;
   const std::string& home() const { return home_; }
-  // Whether `name` is on the remote PATH but kept local.
-  bool IsKeptLocal(const std::string& name) const;
 
  private:
   static void OnAsync(uv_async_t* h) noexcept;
@@ -54,8 +52,7 @@ class RemoteCommands {
   AgentLink* link_;
   LocalRules rules_;
   std::vector<std::string> entrypoint_names_;
-  std::map<std::string, std::string> remote_;  // shown name -> remote path
-  std::map<std::string, std::string> local_;   // kept-local name -> remote path
+  std::set<std::string> remote_;  // the names shown in the stub directory
   std::string home_;
   uv_async_t* async_ = nullptr;  // freed in its close callback
 
