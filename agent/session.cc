@@ -339,6 +339,8 @@ void Session::HandlePathQuery(const proto::PathQuery& q) {
   proto::PathInfo info;
   info.id = q.id;
   if (const char* home = getenv("HOME"); home != nullptr) info.home = home;
+  info.uid = static_cast<uint32_t>(getuid());
+  info.gid = static_cast<uint32_t>(getgid());
   info.entries = ListExecutables(q.dirs.empty() ? SplitPath(options_.fallback_path) : q.dirs);
   if (auto s = mux_.Send(info); !s) {
     size_t n = info.entries.size();

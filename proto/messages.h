@@ -365,6 +365,10 @@ struct PathInfo {
   std::vector<PathEntry> entries;
   std::string error;
   std::string home;  // the agent's $HOME: what "~" means on that side
+  // The agent's user and group: whose files the workspace shows as the
+  // local user's. Missing from agents before they were added.
+  std::optional<uint32_t> uid;
+  std::optional<uint32_t> gid;
 
   template <class S, class V>
   static void Fields(S& s, V& v) {
@@ -372,6 +376,8 @@ struct PathInfo {
     v(2, "entries", s.entries, kOptional);
     v(3, "error", s.error, kOptional | kText);
     v(4, "home", s.home, kOptional | kText);
+    v(5, "uid", s.uid, kOptional);
+    v(6, "gid", s.gid, kOptional);
   }
   bool operator==(const PathInfo&) const = default;
 };

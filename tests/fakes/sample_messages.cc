@@ -59,6 +59,8 @@ std::vector<Message> SampleMessages() {
                 {"old", "/opt/old", 1, 0100700, -5}};
   pi.error = "/nonexistent: No such file or directory";
   pi.home = "/home/dev";
+  pi.uid = 1000;
+  pi.gid = 1000;
   out.push_back(pi);
   FsRequest fr;
   fr.id = 99;
