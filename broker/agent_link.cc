@@ -2,8 +2,11 @@
 // Mux output -> ByteStream::Send.
 #include "broker/agent_link.h"
 
+#include <cerrno>
+
 #include "broker/logging.h"
 #include "proto/codec.h"
+#include "proto/fs.h"
 #include "proto/hello.h"
 
 namespace mproxy::broker {
@@ -162,6 +165,9 @@ void AgentLink::Shutdown(const Status& why) {
   auto queries = std::move(path_queries_);
   path_queries_.clear();
   for (auto& [id, done] : queries) done(why.ok() ? Error("session closed") : why.error());
+  auto fs = std::move(fs_requests_);
+  fs_requests_.clear();
+  for (auto& [id, done] : fs) done(proto::MakeFsError(id, EIO));
 }
 
 void AgentLink::OnHello(const proto::Hello& peer, uint32_t version) {
@@ -192,6 +198,15 @@ void AgentLink::OnMessage(proto::Message&& m) {
     auto done = std::move(it->second);
     path_queries_.erase(it);
     done(std::move(*info));
+  } else if (auto* reply = std::get_if<proto::FsReply>(&m)) {
+    auto it = fs_requests_.find(reply->id);
+    if (it == fs_requests_.end()) {
+      log_->debug("{}: FsReply for unknown request {}", peer_name_, reply->id);
+      return;
+    }
+    auto done = std::move(it->second);
+    fs_requests_.erase(it);
+    done(std::move(*reply));
   } else if (auto* err = std::get_if<proto::ErrorMsg>(&m)) {
     if (err->channel) {
       auto it = channels_.find(*err->channel);
@@ -287,6 +302,18 @@ void AgentLink::QueryPath(std::vector<std::string> dirs,
   uint64_t id = next_query_++;
   path_queries_[id] = std::move(done);
   (void)mux_.Send(proto::PathQuery{id, std::move(dirs)});
+  ScheduleFlush();
+}
+
+void AgentLink::SendFs(proto::FsRequest request, std::function<void(proto::FsReply)> done) {
+  uint64_t id = next_fs_id_++;
+  if (down_) return done(proto::MakeFsError(id, EIO));
+  request.id = id;
+  if (auto s = mux_.Send(request); !s) {
+    log_->warn("{}: sending a file operation: {}", peer_name_, s.error().message());
+    return done(proto::MakeFsError(id, EIO));
+  }
+  fs_requests_[id] = std::move(done);
   ScheduleFlush();
 }
 

@@ -62,6 +62,10 @@ class AgentLink : public proto::MuxDelegate {
 
   void QueryPath(std::vector<std::string> dirs,
                  std::function<void(Result<proto::PathInfo>)> done);
+  // Sends one file operation (its id is assigned here). `done` runs on the
+  // loop thread with the reply, or with an EIO reply when the session is
+  // down or ends first: at once, from inside this call, if it is down now.
+  void SendFs(proto::FsRequest request, std::function<void(proto::FsReply)> done);
 
   // Closes the stream; pending handlers get OnLost. Idempotent.
   void Shutdown(const Status& why);
@@ -110,6 +114,8 @@ class AgentLink : public proto::MuxDelegate {
   uint64_t next_query_ = 1;
   std::map<uint32_t, ChannelHandler*> channels_;
   std::map<uint64_t, std::function<void(Result<proto::PathInfo>)>> path_queries_;
+  uint64_t next_fs_id_ = 1;
+  std::map<uint64_t, std::function<void(proto::FsReply)>> fs_requests_;
   std::string out_;
   std::string stderr_line_;
 };

@@ -21,6 +21,7 @@ struct RawFlags {
   std::string config_file;
   std::vector<std::string> mounts;
   std::vector<std::string> local;
+  bool no_workspace = false;
   std::string log_level;
   std::string log_file;
   int verbose = 0;
@@ -96,6 +97,7 @@ int ResolveConfig(const RawFlags& f, CliOptions* out) {
     }
     flags.mounts = std::move(mounts);
   }
+  if (f.no_workspace) flags.workspace_mount = false;
   if (!f.log_level.empty()) flags.log_level = f.log_level;
   if (!f.log_file.empty()) flags.log_file = f.log_file;
   ApplyCommandLine(flags, &config);
@@ -147,8 +149,10 @@ int ParseCommandLine(int argc, char** argv, CliOptions* out) {
   // Repeatable options take one value each time, so `--local cat HOST`
   // leaves HOST alone.
   app.add_option("-v,--mount", f.mounts,
-                 "local:remote: the local path stands for the remote one (repeatable)")
+                 "local:remote: the remote directory is mounted over the local one (repeatable)")
       ->allow_extra_args(false);
+  app.add_flag("--no-workspace", f.no_workspace,
+               "Do not mount the remote directory of the same path over the working directory");
   app.add_option("--local", f.local,
                  "Keep this command local: /absolute/path, basename, or /regex/ (repeatable)")
       ->allow_extra_args(false);

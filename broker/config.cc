@@ -164,6 +164,8 @@ class LayerParser {
         s = EnvTable(node);
       } else if (k == "log") {
         s = LogTable(node);
+      } else if (k == "workspace") {
+        s = WorkspaceTable(node);
       } else {
         return Unknown(QuoteKey(k));
       }
@@ -184,6 +186,30 @@ class LayerParser {
         s = EnvPatterns(value, "env.remove", &layer_.env_remove);
       } else {
         return Unknown("env." + QuoteKey(k));
+      }
+      if (!s.ok()) return s;
+    }
+    return Ok();
+  }
+
+  Status WorkspaceTable(const toml::node& node) {
+    const toml::table* table = node.as_table();
+    if (table == nullptr) return Fail("'workspace' must be a table with 'mount' and 'owner'");
+    for (auto&& [key, value] : *table) {
+      std::string_view k = key.str();
+      Status s = Ok();
+      if (k == "mount") {
+        s = Bool(value, "workspace.mount", &layer_.workspace_mount);
+      } else if (k == "owner") {
+        const char* expected = "\"local\" or \"remote\"";
+        auto v = String(value, "workspace.owner", expected);
+        if (!v.ok()) return v.error();
+        if (*v != "local" && *v != "remote") {
+          return Fail(std::string("'workspace.owner' must be ") + expected);
+        }
+        layer_.workspace_owner_local = *v == "local";
+      } else {
+        return Unknown("workspace." + QuoteKey(k));
       }
       if (!s.ok()) return s;
     }
@@ -506,6 +532,8 @@ void ApplyFileLayer(const ConfigLayer& layer, Config* config) {
   take(layer.env_keep, &config->env_keep);
   take(layer.env_remove, &config->env_remove);
   take(layer.path_injection, &config->path_injection);
+  take(layer.workspace_mount, &config->workspace_mount);
+  take(layer.workspace_owner_local, &config->workspace_owner_local);
   take(layer.log_level, &config->log_level);
   take(layer.log_file, &config->log_file);
 }

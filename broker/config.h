@@ -77,6 +77,11 @@ struct Config {
   std::vector<std::string> env_keep = {"LANG", "LANGUAGE", "LC_*", "TERM", "COLORTERM", "TZ"};
   std::vector<std::string> env_remove;
   ns::PathInjection path_injection = ns::PathInjection::kPrepend;
+  // Mount the remote directory with the working directory's path over it.
+  bool workspace_mount = true;
+  // Show the remote user's files as the local user's ("local") or with the
+  // remote numbers ("remote").
+  bool workspace_owner_local = true;
   std::string log_level = "warn";  // trace, debug, info, warn, error, critical, off
   std::string log_file;            // empty: stderr
 };
@@ -96,6 +101,8 @@ struct ConfigLayer {
   std::optional<std::vector<std::string>> env_keep;
   std::optional<std::vector<std::string>> env_remove;
   std::optional<ns::PathInjection> path_injection;
+  std::optional<bool> workspace_mount;
+  std::optional<bool> workspace_owner_local;
   std::optional<std::string> log_level;
   std::optional<std::string> log_file;
 };

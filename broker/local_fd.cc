@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -13,6 +14,7 @@ namespace mproxy::broker {
 namespace {
 
 constexpr size_t kReadChunk = 64 * 1024;
+constexpr size_t kFileWriteChunk = 1024 * 1024;
 
 template <typename H>
 void CloseHandle(H*& h) {
@@ -25,9 +27,49 @@ void CloseHandle(H*& h) {
 
 }  // namespace
 
+// One read or write of a regular file on libuv's threadpool. It holds the fd
+// and its buffer, so the reader or writer that started it may go away first:
+// `done` is then cleared and the job only cleans up.
+struct FileJob {
+  uv_fs_t req{};
+  std::shared_ptr<LocalFd> fd;
+  std::string buf;
+  std::function<void(ssize_t, const std::string&)> done;
+
+  static void Start(uv_loop_t* loop, FileJob* job, bool write) {
+    uv_buf_t b = uv_buf_init(job->buf.data(), static_cast<unsigned>(job->buf.size()));
+    job->req.data = job;
+    // Offset -1: the file's own position, as read(2)/write(2) use it.
+    int rc = write ? uv_fs_write(loop, &job->req, job->fd->fd(), &b, 1, -1, &FileJob::OnDone)
+                   : uv_fs_read(loop, &job->req, job->fd->fd(), &b, 1, -1, &FileJob::OnDone);
+    if (rc != 0) {  // not queued: report it from the loop like a result
+      job->req.result = rc;
+      FileJob::OnDone(&job->req);
+    }
+  }
+  static void OnDone(uv_fs_t* req) noexcept {
+    auto* job = static_cast<FileJob*>(req->data);
+    ssize_t n = req->result;
+    uv_fs_req_cleanup(req);
+    if (auto done = std::move(job->done)) done(n, job->buf);
+    delete job;
+  }
+};
+
+Status CachedFileType(int fd, struct stat* out) {
+  struct statx stx {};
+  if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_TYPE, &stx) != 0) {
+    return Error::FromErrno("fd " + std::to_string(fd), errno);
+  }
+  *out = {};
+  out->st_mode = stx.stx_mode;
+  out->st_rdev = makedev(stx.stx_rdev_major, stx.stx_rdev_minor);
+  return Ok();
+}
+
 Result<LocalFd> LocalFd::Open(int fd, bool for_write) {
   struct stat st {};
-  if (fstat(fd, &st) != 0) return Error::FromErrno("fd " + std::to_string(fd), errno);
+  if (auto s = CachedFileType(fd, &st); !s) return s.error();
   LocalFd out;
   if (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode) || S_ISDIR(st.st_mode)) {
     out.kind_ = Kind::kFile;
@@ -120,11 +162,8 @@ void LocalReader::Start() {
       poll_->data = this;
     }
   }
-  if (poll_ == nullptr) {
-    idle_ = new uv_idle_t;
-    uv_idle_init(loop_, idle_);
-    idle_->data = this;
-  }
+  // Regular files (and anything epoll refuses) are read on the threadpool.
+  if (poll_ == nullptr) file_ = std::make_shared<LocalFd>(std::move(fd_));
   running_ = true;
   Arm();
 }
@@ -132,12 +171,33 @@ void LocalReader::Start() {
 void LocalReader::Arm() {
   if (!running_ || paused_ || done_) return;
   if (poll_ != nullptr) uv_poll_start(poll_, UV_READABLE | UV_DISCONNECT, &LocalReader::OnPoll);
-  if (idle_ != nullptr) uv_idle_start(idle_, &LocalReader::OnIdle);
+  if (file_ && job_ == nullptr) StartFileRead();
 }
 
 void LocalReader::Disarm() {
   if (poll_ != nullptr) uv_poll_stop(poll_);
-  if (idle_ != nullptr) uv_idle_stop(idle_);
+  // A file read in flight finishes; its data is delivered and no next one
+  // starts while paused.
+}
+
+void LocalReader::StartFileRead() {
+  job_ = new FileJob;
+  job_->fd = file_;
+  job_->buf.resize(kReadChunk);
+  job_->done = [this](ssize_t n, const std::string& buf) { FileReadDone(n, buf); };
+  FileJob::Start(loop_, job_, /*write=*/false);
+}
+
+void LocalReader::FileReadDone(ssize_t n, const std::string& buf) {
+  job_ = nullptr;
+  if (n <= 0) {
+    Status why = n == 0 ? Ok() : Status(Error::FromErrno("read", static_cast<int>(-n)));
+    Close();
+    on_eof_(why);  // may destroy this
+    return;
+  }
+  if (!on_data_(std::string_view(buf.data(), static_cast<size_t>(n)))) return Pause();
+  Arm();
 }
 
 void LocalReader::Pause() {
@@ -154,14 +214,11 @@ void LocalReader::Close() {
   done_ = true;
   running_ = false;
   CloseHandle(poll_);
-  CloseHandle(idle_);
+  if (job_ != nullptr) job_->done = nullptr;
+  job_ = nullptr;
 }
 
 void LocalReader::OnPoll(uv_poll_t* h, int, int) noexcept {
-  if (auto* self = static_cast<LocalReader*>(h->data)) self->ReadSome();
-}
-
-void LocalReader::OnIdle(uv_idle_t* h) noexcept {
   if (auto* self = static_cast<LocalReader*>(h->data)) self->ReadSome();
 }
 
@@ -195,11 +252,16 @@ LocalWriter::LocalWriter(uv_loop_t* loop, LocalFd fd, std::function<void(size_t)
       poll_->data = this;
     }
   }
+  if (poll_ == nullptr) file_ = std::make_shared<LocalFd>(std::move(fd_));
 }
 
 LocalWriter::~LocalWriter() { Close(); }
 
-void LocalWriter::Close() { CloseHandle(poll_); }
+void LocalWriter::Close() {
+  CloseHandle(poll_);
+  if (job_ != nullptr) job_->done = nullptr;
+  job_ = nullptr;
+}
 
 void LocalWriter::Write(std::string_view bytes) {
   if (failed_) {
@@ -238,7 +300,27 @@ void LocalWriter::Fail(const Status& s) {
   if (on_drained_) std::exchange(on_drained_, nullptr)();
 }
 
+void LocalWriter::FlushFile() {
+  if (job_ != nullptr || pending() == 0) return;
+  job_ = new FileJob;
+  job_->fd = file_;
+  job_->buf.assign(buf_, head_, std::min(pending(), kFileWriteChunk));
+  job_->done = [this](ssize_t n, const std::string&) { FileWriteDone(n); };
+  FileJob::Start(loop_, job_, /*write=*/true);
+}
+
+void LocalWriter::FileWriteDone(ssize_t n) {
+  job_ = nullptr;
+  if (n < 0) return Fail(Error::FromErrno("write", static_cast<int>(-n)));
+  if (n == 0) return Fail(Error("write: the file took no bytes"));
+  head_ += static_cast<size_t>(n);
+  on_written_(static_cast<size_t>(n));
+  if (pending() > 0) return FlushFile();
+  if (on_drained_) std::exchange(on_drained_, nullptr)();
+}
+
 void LocalWriter::Flush() {
+  if (file_) return FlushFile();
   size_t written = 0;
   while (pending() > 0) {
     ssize_t n = fd_.Write(buf_.data() + head_, pending());

@@ -2,12 +2,15 @@
 // shim passes) on the libuv loop, without changing the O_NONBLOCK flag of a
 // file description other processes share: pipes and terminals are reopened
 // through /proc/self/fd, sockets use MSG_DONTWAIT, regular files are read and
-// written directly (they never block for long).
+// written on libuv's threadpool: one may live on the session's own FUSE
+// workspace, whose requests this very loop answers.
 #pragma once
 
+#include <sys/stat.h>
 #include <uv.h>
 
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -15,6 +18,14 @@
 #include "common/unique_fd.h"
 
 namespace mproxy::broker {
+
+struct FileJob;
+
+// fstat(2) of `fd` from the kernel's cached attributes (statx with
+// AT_STATX_DONT_SYNC): only the type and device number, which never change.
+// The loop thread must use this, not fstat: for a file on the session's
+// workspace fstat asks the FUSE server, which waits for the loop.
+Status CachedFileType(int fd, struct stat* out);
 
 // A private, nonblocking handle on a local fd. Owned by one reader or writer.
 class LocalFd {
@@ -65,8 +76,9 @@ class LocalReader {
 
  private:
   static void OnPoll(uv_poll_t* h, int status, int events) noexcept;
-  static void OnIdle(uv_idle_t* h) noexcept;
   void ReadSome();
+  void StartFileRead();
+  void FileReadDone(ssize_t n, const std::string& buf);
   void Arm();
   void Disarm();
 
@@ -74,8 +86,9 @@ class LocalReader {
   LocalFd fd_;
   std::function<bool(std::string_view)> on_data_;
   std::function<void(const Status&)> on_eof_;
-  uv_poll_t* poll_ = nullptr;  // freed in close callback
-  uv_idle_t* idle_ = nullptr;  // for regular files
+  uv_poll_t* poll_ = nullptr;    // freed in close callback
+  std::shared_ptr<LocalFd> file_;  // a regular file: read by jobs, which share it
+  FileJob* job_ = nullptr;         // the read in flight; it outlives this if need be
   bool running_ = false;
   bool paused_ = false;
   bool done_ = false;
@@ -103,6 +116,8 @@ class LocalWriter {
  private:
   static void OnPoll(uv_poll_t* h, int status, int events) noexcept;
   void Flush();
+  void FlushFile();
+  void FileWriteDone(ssize_t n);
   void Fail(const Status& s);
 
   uv_loop_t* loop_;
@@ -111,6 +126,8 @@ class LocalWriter {
   std::function<void(const Status&)> on_error_;
   std::function<void()> on_drained_;
   uv_poll_t* poll_ = nullptr;
+  std::shared_ptr<LocalFd> file_;  // as in LocalReader
+  FileJob* job_ = nullptr;         // the write in flight
   bool polling_ = false;
   bool failed_ = false;
   std::string buf_;

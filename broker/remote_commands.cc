@@ -37,6 +37,8 @@ void RemoteCommands::Query(std::function<void(Status)> done) {
 void RemoteCommands::Apply(const proto::PathInfo& info) {
   remote_.clear();
   if (!info.home.empty()) home_ = info.home;
+  if (info.uid) uid_ = info.uid;
+  if (info.gid) gid_ = info.gid;
   for (const auto& e : info.entries) {
     bool keep_local =
         std::find(entrypoint_names_.begin(), entrypoint_names_.end(), e.name) !=

@@ -11,6 +11,7 @@
 #include <functional>
 #include <set>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -43,6 +44,9 @@ class RemoteCommands {
   // The remote commands not kept local, sorted.
   std::vector<std::string> Names() const;
   const std::string& home() const { return home_; }
+  // The agent's user and group, when it said.
+  std::optional<uint32_t> uid() const { return uid_; }
+  std::optional<uint32_t> gid() const { return gid_; }
 
  private:
   static void OnAsync(uv_async_t* h) noexcept;
@@ -54,6 +58,8 @@ class RemoteCommands {
   std::vector<std::string> entrypoint_names_;
   std::set<std::string> remote_;  // the names shown in the stub directory
   std::string home_;
+  std::optional<uint32_t> uid_;
+  std::optional<uint32_t> gid_;
   uv_async_t* async_ = nullptr;  // freed in its close callback
 
   // Between RefreshBlocking() callers and the loop thread.

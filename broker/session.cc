@@ -22,6 +22,8 @@
 #include "broker/runtime_dir.h"
 #include "broker/shim_command.h"
 #include "broker/shim_listener.h"
+#include "broker/workspaces.h"
+#include "fuse/session.h"
 #include "fuse/stub_dir.h"
 #include "ns/bwrap_command.h"
 #include "ns/bwrap_probe.h"
@@ -120,6 +122,8 @@ class Session {
  private:
   Status Prepare();
   Status MountStubDir();
+  Status MountWorkspaces();
+  std::string Workdir() const;
   Status Spawn();
   void OnShimConnection(UniqueFd fd);
   void CommandDone(ShimCommand* cmd);
@@ -138,6 +142,8 @@ class Session {
   std::unique_ptr<RuntimeDir> dir_;
   std::string shim_path_;
   std::unique_ptr<fuse::StubDir> stub_;
+  Result<std::string> bwrap_{Error("not looked for")};
+  std::unique_ptr<Workspaces> workspaces_;
   std::unique_ptr<ShimListener> listener_;
   SessionContext ctx_;
   std::list<std::unique_ptr<ShimCommand>> running_;
@@ -187,11 +193,13 @@ Status Session::Prepare() {
   if (!shim) return shim.error();
   shim_path_ = *shim;
   if (auto s = MountStubDir(); !s) return s;
+  bwrap_ = ns::FindUsableBwrap();
+  ctx_.mounts = o_.config.mounts;
+  if (auto s = MountWorkspaces(); !s) return s;
 
   ctx_.link = link_;
   ctx_.host_label = o_.host_label;
   ctx_.env_policy = {o_.config.env_keep, o_.config.env_remove, dir_->stub_dir()};
-  ctx_.mounts = o_.config.mounts;
   ctx_.remote_home = commands_->home();
   ctx_.stub_dir = dir_->stub_dir();
 
@@ -224,6 +232,69 @@ Status Session::MountStubDir() {
   return FillLinkDir(dir_->stub_dir(), shim_path_, commands_->Names());
 }
 
+std::string Session::Workdir() const {
+  std::error_code ec;
+  fs::path dir = o_.workdir.empty() ? fs::current_path(ec) : fs::absolute(o_.workdir, ec);
+  std::string s = dir.lexically_normal().string();
+  while (s.size() > 1 && s.back() == '/') s.pop_back();
+  return s;
+}
+
+// The working directory shows the remote directory of the same path (unless
+// a -v mapping covers it already, it is "/", or the user said not to), and
+// every -v mapping shows its remote side.
+Status Session::MountWorkspaces() {
+  std::vector<Mount> mappings;
+  for (Mount m : o_.config.mounts) {
+    m.remote = ResolveRemoteHome(m.remote, commands_->home());
+    mappings.push_back(std::move(m));
+  }
+  if (o_.config.workspace_mount) {
+    std::string dir = Workdir();
+    bool covered = std::any_of(mappings.begin(), mappings.end(), [&](const Mount& m) {
+      return dir == m.local || dir.rfind(m.local + "/", 0) == 0;
+    });
+    if (dir == "/") {
+      log_->info("the working directory is /: no workspace mounted (use -w or -v)");
+    } else if (!covered && dir.rfind(dir_->path() + "/", 0) != 0) {
+      // No cwd mapping needed: a path no mapping covers is the same remotely.
+      mappings.push_back({dir, dir});
+    }
+  }
+  if (mappings.empty()) return Ok();
+  if (!bwrap_) {
+    PrintError("workspace mounts need bwrap (" + bwrap_.error().message() +
+               "); the program sees the local directories instead");
+    return Ok();
+  }
+  WorkspaceIdentity who;
+  who.owner_local = o_.config.workspace_owner_local;
+  who.remote_ids_known = commands_->uid().has_value() && commands_->gid().has_value();
+  who.remote_uid = commands_->uid().value_or(0);
+  who.remote_gid = commands_->gid().value_or(0);
+  workspaces_ = std::make_unique<Workspaces>(loop_, link_, dir_->path(), o_.host_label);
+  Status s = workspaces_->Mount(mappings, who);
+  if (s.ok()) {
+    ctx_.before_exit = [this](std::function<void()> done) {
+      if (workspaces_) return workspaces_->Revalidate(std::move(done));
+      done();
+    };
+    return Ok();
+  }
+  workspaces_.reset();
+  // Without FUSE the program still runs, on the local directories; a
+  // missing or unreadable remote directory is the user's mistake to fix.
+  if (fuse::CheckFuseUsable().ok()) {
+    std::string hint = o_.config.workspace_mount
+                           ? " (the working directory shows the remote directory of the same "
+                             "path: choose another with -w or -v, or pass --no-workspace)"
+                           : "";
+    return Error(s.error().message() + hint);
+  }
+  PrintError(s.error().message() + "; the program sees the local directories instead");
+  return Ok();
+}
+
 Status Session::Spawn() {
   ns::NamespaceSpec spec;
   spec.stub_dir = dir_->stub_dir();
@@ -232,14 +303,14 @@ Status Session::Spawn() {
   spec.host = o_.host_label;
   spec.session_id = dir_->id();
   spec.program = o_.program;
-  auto bwrap = ns::FindUsableBwrap();
-  bool use_bwrap = bwrap.ok();
+  bool use_bwrap = bwrap_.ok();
   if (use_bwrap) {
-    spec.bwrap_path = *bwrap;
+    spec.bwrap_path = *bwrap_;
     spec.unshare_user = ns::NeedUserNamespace();
     spec.cwd = o_.workdir;
+    if (workspaces_) spec.mounts = workspaces_->binds();
   } else {
-    PrintError(bwrap.error().message());
+    PrintError(bwrap_.error().message());
   }
   if (auto s = ns::CheckNamespaceSpec(spec); !s) return s;
   std::vector<std::string> env = ns::BuildEnv(CurrentEnv(), spec);
@@ -378,6 +449,7 @@ void Session::Teardown() {
     child_ = nullptr;
   }
   if (commands_) commands_->Shutdown();
+  workspaces_.reset();  // file operations stopped, then unmounted
   stub_.reset();  // unmounts; FUSE threads waiting for a refresh were woken above
   commands_.reset();
   dir_.reset();

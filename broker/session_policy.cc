@@ -112,6 +112,16 @@ std::vector<std::string> ForwardedEnv(const std::vector<std::string>& launch_env
   return out;
 }
 
+std::string ResolveRemoteHome(std::string_view remote, std::string_view remote_home) {
+  if (remote_home.empty() || !(remote == "~" || remote.substr(0, 2) == "~/")) {
+    return std::string(remote);
+  }
+  std::string home(TrimSlashes(remote_home));
+  if (home.empty()) home = "/";
+  if (remote == "~") return home;
+  return (home == "/" ? std::string() : home) + std::string(remote.substr(1));
+}
+
 std::string MapToRemote(const std::vector<Mount>& mounts, std::string_view path,
                         std::string_view remote_home) {
   const Mount* best = nullptr;
@@ -120,11 +130,7 @@ std::string MapToRemote(const std::vector<Mount>& mounts, std::string_view path,
     if (best == nullptr || m.local.size() > best->local.size()) best = &m;
   }
   if (best == nullptr) return std::string(path);
-  std::string remote = best->remote;
-  if (!remote_home.empty() && (remote == "~" || remote.substr(0, 2) == "~/")) {
-    std::string home(TrimSlashes(remote_home));
-    remote = home + remote.substr(1);
-  }
+  std::string remote = ResolveRemoteHome(best->remote, remote_home);
   std::string_view rest = path.substr(best->local.size());
   if (rest.empty()) return remote;
   if (remote == "/") return std::string(rest);

@@ -39,6 +39,10 @@ std::vector<std::string> ForwardedEnv(const std::vector<std::string>& launch_env
 // slash).
 std::string StripPathElement(std::string_view path, std::string_view stub_dir);
 
+// A mapping's remote side with "~" or a leading "~/" replaced by
+// `remote_home` (as written when that is empty).
+std::string ResolveRemoteHome(std::string_view remote, std::string_view remote_home);
+
 // `path` through the mappings: the mount with the longest local side that is
 // `path` or a parent of it (whole components) swaps that prefix for its
 // remote side. A remote side of "~" or "~/x" is resolved with `remote_home`

@@ -24,7 +24,7 @@ constexpr auto kNullFd = static_cast<shim::Fd::Mode>(0xff);
 
 bool IsDevNull(int fd) {
   struct stat st {};
-  return fstat(fd, &st) == 0 && S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 3);
+  return CachedFileType(fd, &st).ok() && S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 3);
 }
 
 }  // namespace
@@ -317,7 +317,10 @@ void ShimCommand::OnExit(const proto::Exit& exit) {
   exit_.core = r.core;
   exit_.message = r.message.empty() ? std::string() : "mproxy: " + r.message;
   state_ = State::kExiting;
-  FinishWhenDrained();
+  if (!ctx_->before_exit) return FinishWhenDrained();
+  ctx_->before_exit([this, alive = std::weak_ptr<bool>(alive_)] {
+    if (alive.lock() && state_ == State::kExiting) FinishWhenDrained();
+  });
 }
 
 void ShimCommand::OnChannelError(const proto::ErrorMsg& err) {

@@ -32,6 +32,11 @@ struct SessionContext {
   std::vector<Mount> mounts;
   std::string remote_home;
   std::string stub_dir;
+  // Runs when a remote command has exited, before the shim hears of it;
+  // calls its argument (on the loop thread) when the exit may go on. The
+  // workspaces drop what their caches may hold in between, so the program
+  // sees what the command wrote. Unset: the exit goes on at once.
+  std::function<void(std::function<void()>)> before_exit;
 };
 
 // One accepted shim connection. Owned by the session's list of commands;
@@ -117,6 +122,9 @@ class ShimCommand : public ChannelHandler {
   std::string terminal_pending_;      // Input not yet accepted by the mux
   bool terminal_eof_ = false;
   proto::shim::Exit exit_;
+  // Expires with this object: a before_exit callback that comes late finds
+  // it gone.
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
 }  // namespace mproxy::broker

@@ -279,8 +279,19 @@ void FuseSession::NotifierMain() {
       item = std::move(queue_.front());
       queue_.pop_front();
     }
+    if (item.then) {
+      item.then();
+      continue;
+    }
     int rc = 0;
-    if (item.name.empty()) {
+    if (item.expire) {
+      rc = fuse_lowlevel_notify_expire_entry(se_, item.ino, item.name.c_str(), item.name.size(),
+                                             FUSE_LL_EXPIRE_ONLY);
+      if (rc == -ENOSYS && item.or_invalidate) {
+        rc = fuse_lowlevel_notify_inval_entry(se_, item.ino, item.name.c_str(), item.name.size());
+      }
+      if (rc == -ENOSYS) rc = 0;
+    } else if (item.name.empty()) {
       rc = fuse_lowlevel_notify_inval_inode(se_, item.ino, -1, 0);
     } else {
       rc = fuse_lowlevel_notify_inval_entry(se_, item.ino, item.name.c_str(),
@@ -299,13 +310,34 @@ void FuseSession::InvalidateEntry(fuse_ino_t parent, std::string name) {
   {
     std::lock_guard lock(notify_mu_);
     if (notifier_stop_) return;
-    queue_.push_back({parent, std::move(name)});
+    queue_.push_back({parent, std::move(name), nullptr, false, false});
   }
   notify_cv_.notify_one();
 }
 
 void FuseSession::InvalidateAttributes(fuse_ino_t ino) {
   InvalidateEntry(ino, std::string());
+}
+
+void FuseSession::ExpireEntry(fuse_ino_t parent, std::string name, bool or_invalidate) {
+  {
+    std::lock_guard lock(notify_mu_);
+    if (notifier_stop_) return;
+    queue_.push_back({parent, std::move(name), nullptr, true, or_invalidate});
+  }
+  notify_cv_.notify_one();
+}
+
+void FuseSession::AfterInvalidations(std::function<void()> then) {
+  {
+    std::lock_guard lock(notify_mu_);
+    if (!notifier_stop_) {
+      queue_.push_back({0, std::string(), std::move(then), false, false});
+      notify_cv_.notify_one();
+      return;
+    }
+  }
+  then();
 }
 
 void FuseSession::Stop() {
@@ -317,10 +349,19 @@ void FuseSession::Stop() {
     {
       std::lock_guard lock(notify_mu_);
       notifier_stop_ = true;
-      queue_.clear();
     }
     notify_cv_.notify_all();
     notifier_thread_.join();
+    // Invalidations no longer matter, but whoever waits on a marker must
+    // still hear back.
+    std::deque<Invalidation> left;
+    {
+      std::lock_guard lock(notify_mu_);
+      left.swap(queue_);
+    }
+    for (auto& item : left) {
+      if (item.then) item.then();
+    }
   }
 
   if (stop_fd_) {

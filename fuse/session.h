@@ -9,6 +9,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -85,6 +86,15 @@ class FuseSession {
   // after its entry timeout) or "forget the attributes of ino".
   void InvalidateEntry(fuse_ino_t parent, std::string name);
   void InvalidateAttributes(fuse_ino_t ino);
+  // Queue "the dentry parent/name must be looked up again before its next
+  // use", which unlike InvalidateEntry leaves it in place when the lookup
+  // finds the same node (a directory that is some process's cwd stays
+  // usable). Needs Linux 6.2; on older kernels it is InvalidateEntry when
+  // `or_invalidate`, else nothing.
+  void ExpireEntry(fuse_ino_t parent, std::string name, bool or_invalidate);
+  // Runs `then` on the notifier thread once every invalidation queued before
+  // it was delivered to the kernel (at once, on this thread, after Stop()).
+  void AfterInvalidations(std::function<void()> then);
 
   const std::string& mountpoint() const { return options_.mountpoint; }
 
@@ -92,6 +102,9 @@ class FuseSession {
   struct Invalidation {
     fuse_ino_t ino = 0;
     std::string name;  // empty: attributes of ino; else: entry in dir ino
+    std::function<void()> then;  // set: a marker, run in turn
+    bool expire = false;         // ExpireEntry
+    bool or_invalidate = false;
   };
 
   explicit FuseSession(SessionOptions options);

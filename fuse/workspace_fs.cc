@@ -1,0 +1,833 @@
+// WorkspaceFs: the low-level FUSE operations of the workspace, each turned
+// into one FsRequest and answered from the reply's callback. See
+// workspace_fs.h; the inode scheme is in workspace_nodes.h.
+#include "fuse/workspace_fs.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <mutex>
+#include <set>
+#include <utility>
+#include <vector>
+
+#include <spdlog/spdlog.h>
+
+#include "fuse/session.h"
+#include "fuse/workspace_nodes.h"
+
+namespace mproxy::fuse {
+namespace {
+
+using Clock = NodeTable::Clock;
+
+double Seconds(std::chrono::milliseconds ms) { return std::chrono::duration<double>(ms).count(); }
+
+ContentStamp StampOf(const proto::FsAttr& a) {
+  return {a.mtime, a.mtime_nsec, a.size, a.ino};
+}
+
+int ErrnoOf(const Error& e) { return e.sys_errno() > 0 ? e.sys_errno() : EIO; }
+
+// An open directory: the whole listing, read from the agent when the kernel
+// asks from offset 0, so the kernel's page-sized READDIRPLUS calls are
+// served here instead of one round trip each. Offsets are indexes + 1.
+struct DirHandle {
+  uint64_t remote_fh = 0;
+  std::vector<proto::FsDirEntry> entries;
+};
+
+}  // namespace
+
+// The state every callback sees (the FUSE session's userdata).
+class WorkspaceFs {
+ public:
+  explicit WorkspaceFs(WorkspaceOptions options)
+      : o_(std::move(options)),
+        log_(o_.logger ? o_.logger : spdlog::default_logger()),
+        nodes_(o_.remote_root) {}
+  ~WorkspaceFs() {
+    for (DirHandle* d : open_dirs_) delete d;
+  }
+  WorkspaceFs(const WorkspaceFs&) = delete;
+  WorkspaceFs& operator=(const WorkspaceFs&) = delete;
+
+  static const fuse_lowlevel_ops& Ops();
+  void set_session(FuseSession* s) { session_.store(s); }
+  const WorkspaceOptions& options() const { return o_; }
+  void Revalidate(std::function<void()> done);
+
+ private:
+  static WorkspaceFs* From(fuse_req_t req) {
+    return static_cast<WorkspaceFs*>(fuse_req_userdata(req));
+  }
+
+  struct stat ToStat(const proto::FsAttr& a) const;
+  uint32_t UidToRemote(uint32_t uid) const;
+  uint32_t GidToRemote(uint32_t gid) const;
+  // Sends `r` and runs `on_ok` with the typed reply, or answers the error.
+  template <class Req, class OnOk>
+  void Call(fuse_req_t req, Req r, OnOk on_ok);
+  template <class Req, class OnOk, class OnErr>
+  void CallOr(Req r, OnOk on_ok, OnErr on_err);
+  // Answers a LOOKUP, MKDIR, MKNOD, SYMLINK or LINK with a node for
+  // parent/name carrying `attr`.
+  void ReplyEntry(fuse_req_t req, fuse_ino_t parent, const std::string& name,
+                  const proto::FsAttr& attr);
+  fuse_entry_param EntryFor(fuse_ino_t parent, const std::string& name, const proto::FsAttr& attr);
+  void QueueAttrInvalidation(fuse_ino_t ino);
+  void FetchDir(fuse_req_t req, fuse_ino_t ino, DirHandle* d, uint64_t cookie, size_t size,
+                bool plus);
+  void ServeDir(fuse_req_t req, fuse_ino_t ino, DirHandle* d, size_t size, off_t off, bool plus);
+
+  static void Init(void* userdata, fuse_conn_info* conn) noexcept;
+  static void Lookup(fuse_req_t req, fuse_ino_t parent, const char* name) noexcept;
+  static void Forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) noexcept;
+  static void ForgetMulti(fuse_req_t req, size_t count, fuse_forget_data* forgets) noexcept;
+  static void GetAttr(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept;
+  static void SetAttr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
+                      fuse_file_info* fi) noexcept;
+  static void ReadLink(fuse_req_t req, fuse_ino_t ino) noexcept;
+  static void MkNod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
+                    dev_t rdev) noexcept;
+  static void MkDir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) noexcept;
+  static void Unlink(fuse_req_t req, fuse_ino_t parent, const char* name) noexcept;
+  static void RmDir(fuse_req_t req, fuse_ino_t parent, const char* name) noexcept;
+  static void Symlink(fuse_req_t req, const char* link, fuse_ino_t parent,
+                      const char* name) noexcept;
+  static void Rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newparent,
+                     const char* newname, unsigned flags) noexcept;
+  static void Link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
+                   const char* newname) noexcept;
+  static void Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept;
+  static void Create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
+                     fuse_file_info* fi) noexcept;
+  static void Read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                   fuse_file_info* fi) noexcept;
+  static void Write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t off,
+                    fuse_file_info* fi) noexcept;
+  static void Flush(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept;
+  static void Release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept;
+  static void Fsync(fuse_req_t req, fuse_ino_t ino, int datasync, fuse_file_info* fi) noexcept;
+  static void OpenDir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept;
+  static void ReadDir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                      fuse_file_info* fi) noexcept;
+  static void ReadDirPlus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                          fuse_file_info* fi) noexcept;
+  static void ReleaseDir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept;
+  static void FsyncDir(fuse_req_t req, fuse_ino_t ino, int datasync, fuse_file_info* fi) noexcept;
+  static void StatFs(fuse_req_t req, fuse_ino_t ino) noexcept;
+  static void SetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value,
+                       size_t size, int flags) noexcept;
+  static void GetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) noexcept;
+  static void ListXattr(fuse_req_t req, fuse_ino_t ino, size_t size) noexcept;
+  static void RemoveXattr(fuse_req_t req, fuse_ino_t ino, const char* name) noexcept;
+  static void Access(fuse_req_t req, fuse_ino_t ino, int mask) noexcept;
+  static void Fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length,
+                        fuse_file_info* fi) noexcept;
+
+  static void ReadDirCommon(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                            fuse_file_info* fi, bool plus) noexcept;
+  static void EntryOp(fuse_req_t req, fuse_ino_t parent, const char* name,
+                      proto::FsOpRequest (*make)(std::string path, const void* arg),
+                      const void* arg) noexcept;
+
+  const WorkspaceOptions o_;
+  std::shared_ptr<spdlog::logger> log_;
+  NodeTable nodes_;
+  std::atomic<FuseSession*> session_{nullptr};
+  // Directories opened and not yet released (freed with the fs otherwise).
+  // Leaf lock.
+  std::mutex dirs_mu_;
+  std::set<DirHandle*> open_dirs_;
+};
+
+struct stat WorkspaceFs::ToStat(const proto::FsAttr& a) const {
+  struct stat st {};
+  st.st_ino = a.ino;
+  st.st_mode = a.mode;
+  st.st_nlink = a.nlink;
+  st.st_uid = a.uid;
+  st.st_gid = a.gid;
+  if (o_.owners == OwnerMapping::kLocal) {
+    if (a.uid == o_.remote_uid) st.st_uid = o_.local_uid;
+    if (a.gid == o_.remote_gid) st.st_gid = o_.local_gid;
+  }
+  st.st_size = static_cast<off_t>(a.size);
+  st.st_blocks = static_cast<blkcnt_t>(a.blocks);
+  st.st_blksize = static_cast<blksize_t>(a.blksize);
+  st.st_rdev = a.rdev;
+  st.st_atim = {a.atime, static_cast<long>(a.atime_nsec)};
+  st.st_mtim = {a.mtime, static_cast<long>(a.mtime_nsec)};
+  st.st_ctim = {a.ctime, static_cast<long>(a.ctime_nsec)};
+  return st;
+}
+
+uint32_t WorkspaceFs::UidToRemote(uint32_t uid) const {
+  return o_.owners == OwnerMapping::kLocal && uid == o_.local_uid ? o_.remote_uid : uid;
+}
+
+uint32_t WorkspaceFs::GidToRemote(uint32_t gid) const {
+  return o_.owners == OwnerMapping::kLocal && gid == o_.local_gid ? o_.remote_gid : gid;
+}
+
+template <class Req, class OnOk, class OnErr>
+void WorkspaceFs::CallOr(Req r, OnOk on_ok, OnErr on_err) {
+  o_.backend->Submit(std::move(r), [on_ok = std::move(on_ok),
+                                    on_err = std::move(on_err)](proto::FsReply reply) mutable {
+    auto parsed = proto::ParseFsReplyFor<Req>(reply);
+    if (!parsed) return on_err(ErrnoOf(parsed.error()));
+    on_ok(std::move(parsed).value());
+  });
+}
+
+template <class Req, class OnOk>
+void WorkspaceFs::Call(fuse_req_t req, Req r, OnOk on_ok) {
+  CallOr(std::move(r), std::move(on_ok), [req](int err) { fuse_reply_err(req, err); });
+}
+
+fuse_entry_param WorkspaceFs::EntryFor(fuse_ino_t parent, const std::string& name,
+                                       const proto::FsAttr& attr) {
+  fuse_entry_param e{};
+  auto now = Clock::now();
+  e.ino = nodes_.Link(parent, name, S_ISDIR(attr.mode), StampOf(attr),
+                      now + std::max(o_.attr_timeout, o_.entry_timeout));
+  e.attr = ToStat(attr);
+  e.attr_timeout = Seconds(o_.attr_timeout);
+  e.entry_timeout = Seconds(o_.entry_timeout);
+  return e;
+}
+
+void WorkspaceFs::ReplyEntry(fuse_req_t req, fuse_ino_t parent, const std::string& name,
+                             const proto::FsAttr& attr) {
+  fuse_entry_param e = EntryFor(parent, name, attr);
+  if (e.ino == 0) {
+    fuse_reply_err(req, ESTALE);
+    return;
+  }
+  // The kernel did not take the entry (the caller was interrupted): it will
+  // never forget it, so the reference is dropped here.
+  if (fuse_reply_entry(req, &e) != 0) nodes_.Forget(e.ino, 1);
+}
+
+void WorkspaceFs::QueueAttrInvalidation(fuse_ino_t ino) {
+  if (FuseSession* s = session_.load()) s->InvalidateAttributes(ino);
+}
+
+void WorkspaceFs::Revalidate(std::function<void()> done) {
+  NodeTable::Fresh fresh = nodes_.TakeFresh(Clock::now());
+  FuseSession* s = session_.load();
+  if (s == nullptr || (fresh.inodes.empty() && fresh.entries.empty())) {
+    done();
+    return;
+  }
+  log_->debug("workspace {}: revalidating {} inodes, {} entries", o_.remote_root,
+              fresh.inodes.size(), fresh.entries.size());
+  for (fuse_ino_t ino : fresh.inodes) s->InvalidateAttributes(ino);
+  // Expired, not invalidated: an invalidated directory would look deleted to
+  // a process whose working directory it is. Where the kernel cannot expire,
+  // directories keep their entries until the entry timeout.
+  for (auto& e : fresh.entries) s->ExpireEntry(e.parent, std::move(e.name), !e.dir);
+  s->AfterInvalidations(std::move(done));
+}
+
+// --- callbacks ---------------------------------------------------------------
+
+void WorkspaceFs::Init(void* userdata, fuse_conn_info* conn) noexcept {
+  auto* fs = static_cast<WorkspaceFs*>(userdata);
+  auto want = [conn](unsigned cap) {
+    if (conn->capable & cap) conn->want |= cap;
+  };
+  want(FUSE_CAP_ASYNC_READ);
+  want(FUSE_CAP_ATOMIC_O_TRUNC);
+  want(FUSE_CAP_AUTO_INVAL_DATA);  // changed mtime or size -> page cache dropped
+  want(FUSE_CAP_READDIRPLUS);      // listings carry attributes: no lookup per entry
+  want(FUSE_CAP_PARALLEL_DIROPS);
+  want(FUSE_CAP_CACHE_SYMLINKS);
+  want(FUSE_CAP_HANDLE_KILLPRIV);  // the remote kernel clears set-id bits itself
+  // Every READDIRPLUS; READDIR only for callers that do not want attributes.
+  conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
+  // Writes go straight to the remote host (close-to-open holds without
+  // flushing anything), so neither writeback caching nor splice.
+  conn->want &= ~(FUSE_CAP_WRITEBACK_CACHE | FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE |
+                  FUSE_CAP_SPLICE_MOVE);
+  conn->max_write = proto::kFsMaxIo;
+  conn->max_readahead = std::min<unsigned>(conn->max_readahead, proto::kFsMaxIo);
+  conn->max_background = 64;
+  conn->congestion_threshold = 48;
+  conn->time_gran = 1;
+  fs->log_->debug("workspace {}: FUSE capable {:#x} want {:#x}", fs->o_.remote_root,
+                  conn->capable, conn->want);
+}
+
+void WorkspaceFs::Lookup(fuse_req_t req, fuse_ino_t parent, const char* name) noexcept {
+  WorkspaceFs* fs = From(req);
+  auto path = fs->nodes_.ChildPath(parent, name);
+  if (!path) return (void)fuse_reply_err(req, ESTALE);
+  proto::FsGetattrRequest r;
+  r.path = std::move(*path);
+  fs->CallOr(
+      std::move(r),
+      [fs, req, parent, n = std::string(name)](proto::FsAttrReply a) {
+        fs->ReplyEntry(req, parent, n, a.attr);
+      },
+      [fs, req, parent, n = std::string(name)](int err) {
+        if (err != ENOENT || fs->o_.negative_timeout.count() == 0) {
+          fuse_reply_err(req, err);
+          return;
+        }
+        fuse_entry_param e{};  // ino 0: "does not exist", cached this long
+        e.entry_timeout = Seconds(fs->o_.negative_timeout);
+        fs->nodes_.NoteNegative(parent, n, Clock::now() + fs->o_.negative_timeout);
+        fuse_reply_entry(req, &e);
+      });
+}
+
+void WorkspaceFs::Forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) noexcept {
+  From(req)->nodes_.Forget(ino, nlookup);
+  fuse_reply_none(req);
+}
+
+void WorkspaceFs::ForgetMulti(fuse_req_t req, size_t count, fuse_forget_data* forgets) noexcept {
+  WorkspaceFs* fs = From(req);
+  for (size_t i = 0; i < count; ++i) fs->nodes_.Forget(forgets[i].ino, forgets[i].nlookup);
+  fuse_reply_none(req);
+}
+
+void WorkspaceFs::GetAttr(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept {
+  WorkspaceFs* fs = From(req);
+  proto::FsGetattrRequest r;
+  if (fi != nullptr) {
+    r.fh = fi->fh;
+  } else if (r.path = fs->nodes_.PathOf(ino); !r.path) {
+    r.fh = fs->nodes_.AnyHandle(ino);  // unlinked, but open
+    if (!r.fh) return (void)fuse_reply_err(req, ESTALE);
+  }
+  fs->Call(req, std::move(r), [fs, req, ino](proto::FsAttrReply a) {
+    fs->nodes_.UpdateStamp(ino, StampOf(a.attr));
+    fs->nodes_.NoteFresh(ino, Clock::now() + fs->o_.attr_timeout);
+    struct stat st = fs->ToStat(a.attr);
+    fuse_reply_attr(req, &st, Seconds(fs->o_.attr_timeout));
+  });
+}
+
+void WorkspaceFs::SetAttr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
+                          fuse_file_info* fi) noexcept {
+  WorkspaceFs* fs = From(req);
+  proto::FsSetattrRequest r;
+  if (fi != nullptr) {
+    r.fh = fi->fh;
+  } else {
+    r.path = fs->nodes_.PathOf(ino);
+    if (!r.path) return (void)fuse_reply_err(req, ESTALE);
+  }
+  if (to_set & FUSE_SET_ATTR_MODE) r.mode = attr->st_mode & 07777;
+  if (to_set & FUSE_SET_ATTR_UID) r.uid = fs->UidToRemote(attr->st_uid);
+  if (to_set & FUSE_SET_ATTR_GID) r.gid = fs->GidToRemote(attr->st_gid);
+  if (to_set & FUSE_SET_ATTR_SIZE) {
+    if (attr->st_size < 0) return (void)fuse_reply_err(req, EINVAL);
+    r.size = static_cast<uint64_t>(attr->st_size);
+  }
+  if (to_set & FUSE_SET_ATTR_ATIME_NOW) {
+    r.atime_now = true;
+  } else if (to_set & FUSE_SET_ATTR_ATIME) {
+    r.atime = attr->st_atim.tv_sec;
+    r.atime_nsec = static_cast<uint32_t>(attr->st_atim.tv_nsec);
+  }
+  if (to_set & FUSE_SET_ATTR_MTIME_NOW) {
+    r.mtime_now = true;
+  } else if (to_set & FUSE_SET_ATTR_MTIME) {
+    r.mtime = attr->st_mtim.tv_sec;
+    r.mtime_nsec = static_cast<uint32_t>(attr->st_mtim.tv_nsec);
+  }
+  fs->Call(req, std::move(r), [fs, req, ino](proto::FsAttrReply a) {
+    fs->nodes_.UpdateStamp(ino, StampOf(a.attr));
+    fs->nodes_.NoteFresh(ino, Clock::now() + fs->o_.attr_timeout);
+    struct stat st = fs->ToStat(a.attr);
+    fuse_reply_attr(req, &st, Seconds(fs->o_.attr_timeout));
+  });
+}
+
+void WorkspaceFs::ReadLink(fuse_req_t req, fuse_ino_t ino) noexcept {
+  WorkspaceFs* fs = From(req);
+  auto path = fs->nodes_.PathOf(ino);
+  if (!path) return (void)fuse_reply_err(req, ESTALE);
+  fs->Call(req, proto::FsReadlinkRequest{std::move(*path)},
+           [req](proto::FsReadlinkReply r) { fuse_reply_readlink(req, r.target.c_str()); });
+}
+
+// MKNOD, MKDIR and SYMLINK: a request for the child's path, answered with an
+// entry for it.
+void WorkspaceFs::EntryOp(fuse_req_t req, fuse_ino_t parent, const char* name,
+                          proto::FsOpRequest (*make)(std::string path, const void* arg),
+                          const void* arg) noexcept {
+  WorkspaceFs* fs = From(req);
+  auto path = fs->nodes_.ChildPath(parent, name);
+  if (!path) return (void)fuse_reply_err(req, ESTALE);
+  fs->o_.backend->Submit(make(std::move(*path), arg),
+                         [fs, req, parent, n = std::string(name)](proto::FsReply reply) {
+                           proto::FsAttrReply a;
+                           // MKDIR, MKNOD and SYMLINK share the reply type.
+                           if (auto s = proto::ParseFsReply(proto::FsOp::kMkdir, reply, &a); !s) {
+                             return (void)fuse_reply_err(req, ErrnoOf(s.error()));
+                           }
+                           fs->ReplyEntry(req, parent, n, a.attr);
+                         });
+}
+
+void WorkspaceFs::MkNod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
+                        dev_t rdev) noexcept {
+  struct Arg {
+    mode_t mode;
+    dev_t rdev;
+  } arg{mode, rdev};
+  EntryOp(req, parent, name,
+          [](std::string path, const void* a) -> proto::FsOpRequest {
+            auto* v = static_cast<const Arg*>(a);
+            return proto::FsMknodRequest{std::move(path), static_cast<uint32_t>(v->mode),
+                                         static_cast<uint64_t>(v->rdev)};
+          },
+          &arg);
+}
+
+void WorkspaceFs::MkDir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) noexcept {
+  EntryOp(req, parent, name,
+          [](std::string path, const void* a) -> proto::FsOpRequest {
+            return proto::FsMkdirRequest{std::move(path),
+                                         static_cast<uint32_t>(*static_cast<const mode_t*>(a) & 07777)};
+          },
+          &mode);
+}
+
+void WorkspaceFs::Symlink(fuse_req_t req, const char* link, fuse_ino_t parent,
+                          const char* name) noexcept {
+  EntryOp(req, parent, name,
+          [](std::string path, const void* a) -> proto::FsOpRequest {
+            return proto::FsSymlinkRequest{std::move(path), static_cast<const char*>(a)};
+          },
+          link);
+}
+
+void WorkspaceFs::Unlink(fuse_req_t req, fuse_ino_t parent, const char* name) noexcept {
+  WorkspaceFs* fs = From(req);
+  auto path = fs->nodes_.ChildPath(parent, name);
+  if (!path) return (void)fuse_reply_err(req, ESTALE);
+  fs->Call(req, proto::FsUnlinkRequest{std::move(*path)},
+           [fs, req, parent, n = std::string(name)](proto::FsEmptyReply) {
+             fs->nodes_.Unlinked(parent, n);
+             fuse_reply_err(req, 0);
+           });
+}
+
+void WorkspaceFs::RmDir(fuse_req_t req, fuse_ino_t parent, const char* name) noexcept {
+  WorkspaceFs* fs = From(req);
+  auto path = fs->nodes_.ChildPath(parent, name);
+  if (!path) return (void)fuse_reply_err(req, ESTALE);
+  fs->Call(req, proto::FsRmdirRequest{std::move(*path)},
+           [fs, req, parent, n = std::string(name)](proto::FsEmptyReply) {
+             fs->nodes_.Unlinked(parent, n);
+             fuse_reply_err(req, 0);
+           });
+}
+
+void WorkspaceFs::Rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newparent,
+                         const char* newname, unsigned flags) noexcept {
+  WorkspaceFs* fs = From(req);
+  if (flags & ~static_cast<unsigned>(RENAME_NOREPLACE | RENAME_EXCHANGE)) {
+    return (void)fuse_reply_err(req, EINVAL);  // RENAME_WHITEOUT: overlayfs only
+  }
+  auto from = fs->nodes_.ChildPath(parent, name);
+  auto to = fs->nodes_.ChildPath(newparent, newname);
+  if (!from || !to) return (void)fuse_reply_err(req, ESTALE);
+  proto::FsRenameRequest r{std::move(*from), std::move(*to), proto::RenameFlagsFromHost(flags)};
+  fs->Call(req, std::move(r),
+           [fs, req, parent, newparent, n = std::string(name), nn = std::string(newname),
+            flags](proto::FsEmptyReply) {
+             fs->nodes_.Renamed(parent, n, newparent, nn, (flags & RENAME_EXCHANGE) != 0);
+             fuse_reply_err(req, 0);
+           });
+}
+
+void WorkspaceFs::Link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
+                       const char* newname) noexcept {
+  WorkspaceFs* fs = From(req);
+  auto from = fs->nodes_.PathOf(ino);
+  auto to = fs->nodes_.ChildPath(newparent, newname);
+  if (!from || !to) return (void)fuse_reply_err(req, ESTALE);
+  fs->Call(req, proto::FsLinkRequest{std::move(*from), std::move(*to)},
+           [fs, req, ino, newparent, n = std::string(newname)](proto::FsAttrReply a) {
+             // The old name's link count changed too.
+             fs->QueueAttrInvalidation(ino);
+             fs->ReplyEntry(req, newparent, n, a.attr);
+           });
+}
+
+void WorkspaceFs::Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept {
+  WorkspaceFs* fs = From(req);
+  auto path = fs->nodes_.PathOf(ino);
+  if (!path) return (void)fuse_reply_err(req, ESTALE);
+  proto::FsOpenRequest r{std::move(*path), proto::OpenFlagsFromHost(fi->flags), 0};
+  fuse_file_info info = *fi;
+  fs->Call(req, std::move(r), [fs, req, ino, info](proto::FsOpenReply o) mutable {
+    info.fh = o.fh;
+    // Pages cached from the file as the kernel last saw it stay only if the
+    // file is unchanged; otherwise the kernel also relearns its attributes.
+    bool same = fs->nodes_.UpdateStamp(ino, StampOf(o.attr));
+    info.keep_cache = same ? 1 : 0;
+    if (!same) fs->QueueAttrInvalidation(ino);
+    fs->nodes_.AddHandle(ino, o.fh);
+    if (fuse_reply_open(req, &info) != 0) {
+      fs->nodes_.RemoveHandle(ino, o.fh);
+      fs->o_.backend->Submit(proto::FsReleaseRequest{o.fh}, [](proto::FsReply) {});
+    }
+  });
+}
+
+void WorkspaceFs::Create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
+                         fuse_file_info* fi) noexcept {
+  WorkspaceFs* fs = From(req);
+  auto path = fs->nodes_.ChildPath(parent, name);
+  if (!path) return (void)fuse_reply_err(req, ESTALE);
+  proto::FsOpenRequest r{std::move(*path),
+                         proto::OpenFlagsFromHost(fi->flags) | proto::FsOpenFlag::kCreat,
+                         static_cast<uint32_t>(mode & 07777)};
+  fuse_file_info info = *fi;
+  fs->Call(req, std::move(r),
+           [fs, req, parent, n = std::string(name), info](proto::FsOpenReply o) mutable {
+             info.fh = o.fh;
+             fuse_entry_param e = fs->EntryFor(parent, n, o.attr);
+             if (e.ino == 0) {
+               fs->o_.backend->Submit(proto::FsReleaseRequest{o.fh}, [](proto::FsReply) {});
+               return (void)fuse_reply_err(req, ESTALE);
+             }
+             fs->nodes_.AddHandle(e.ino, o.fh);
+             if (fuse_reply_create(req, &e, &info) != 0) {
+               fs->nodes_.RemoveHandle(e.ino, o.fh);
+               fs->nodes_.Forget(e.ino, 1);
+               fs->o_.backend->Submit(proto::FsReleaseRequest{o.fh}, [](proto::FsReply) {});
+             }
+           });
+}
+
+void WorkspaceFs::Read(fuse_req_t req, fuse_ino_t, size_t size, off_t off,
+                       fuse_file_info* fi) noexcept {
+  WorkspaceFs* fs = From(req);
+  if (off < 0) return (void)fuse_reply_err(req, EINVAL);
+  proto::FsReadRequest r{fi->fh, static_cast<uint64_t>(off),
+                         static_cast<uint32_t>(std::min<size_t>(size, proto::kFsMaxIo))};
+  fs->Call(req, r, [req](proto::FsReadReply d) {
+    fuse_reply_buf(req, d.data.data(), d.data.size());
+  });
+}
+
+void WorkspaceFs::Write(fuse_req_t req, fuse_ino_t, const char* buf, size_t size, off_t off,
+                        fuse_file_info* fi) noexcept {
+  WorkspaceFs* fs = From(req);
+  if (off < 0) return (void)fuse_reply_err(req, EINVAL);
+  size = std::min<size_t>(size, proto::kFsMaxIo);  // max_write says so already
+  proto::FsWriteRequest r{fi->fh, static_cast<uint64_t>(off), std::string(buf, size)};
+  fs->Call(req, std::move(r),
+           [req](proto::FsWriteReply w) { fuse_reply_write(req, static_cast<size_t>(w.written)); });
+}
+
+void WorkspaceFs::Flush(fuse_req_t req, fuse_ino_t, fuse_file_info*) noexcept {
+  // Writes are already on the remote host: nothing is buffered here.
+  fuse_reply_err(req, 0);
+}
+
+void WorkspaceFs::Release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept {
+  From(req)->nodes_.RemoveHandle(ino, fi->fh);
+  From(req)->o_.backend->Submit(proto::FsReleaseRequest{fi->fh}, [](proto::FsReply) {});
+  fuse_reply_err(req, 0);
+}
+
+void WorkspaceFs::Fsync(fuse_req_t req, fuse_ino_t, int datasync, fuse_file_info* fi) noexcept {
+  From(req)->Call(req, proto::FsFsyncRequest{fi->fh, datasync != 0},
+                  [req](proto::FsEmptyReply) { fuse_reply_err(req, 0); });
+}
+
+void WorkspaceFs::OpenDir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept {
+  WorkspaceFs* fs = From(req);
+  auto path = fs->nodes_.PathOf(ino);
+  if (!path) return (void)fuse_reply_err(req, ESTALE);
+  fuse_file_info info = *fi;
+  fs->Call(req, proto::FsOpendirRequest{std::move(*path)},
+           [fs, req, info](proto::FsOpendirReply o) mutable {
+             auto* d = new DirHandle{o.fh, {}};
+             {
+               std::lock_guard lock(fs->dirs_mu_);
+               fs->open_dirs_.insert(d);
+             }
+             info.fh = reinterpret_cast<uintptr_t>(d);
+             if (fuse_reply_open(req, &info) != 0) {
+               {
+                 std::lock_guard lock(fs->dirs_mu_);
+                 fs->open_dirs_.erase(d);
+               }
+               fs->o_.backend->Submit(proto::FsReleasedirRequest{o.fh}, [](proto::FsReply) {});
+               delete d;
+             }
+           });
+}
+
+void WorkspaceFs::FetchDir(fuse_req_t req, fuse_ino_t ino, DirHandle* d, uint64_t cookie,
+                           size_t size, bool plus) {
+  proto::FsReaddirRequest r{d->remote_fh, cookie, proto::kFsMaxReaddirBytes};
+  Call(req, r, [this, req, ino, d, size, plus](proto::FsReaddirReply rd) {
+    bool more = !rd.eof && !rd.entries.empty();
+    uint64_t next = rd.entries.empty() ? 0 : rd.entries.back().offset;
+    std::move(rd.entries.begin(), rd.entries.end(), std::back_inserter(d->entries));
+    if (more) return FetchDir(req, ino, d, next, size, plus);
+    ServeDir(req, ino, d, size, 0, plus);
+  });
+}
+
+void WorkspaceFs::ServeDir(fuse_req_t req, fuse_ino_t ino, DirHandle* d, size_t size, off_t off,
+                           bool plus) {
+  std::string buf(size, '\0');
+  size_t used = 0;
+  std::vector<fuse_ino_t> linked;
+  for (size_t i = static_cast<size_t>(off); i < d->entries.size(); ++i) {
+    const proto::FsDirEntry& de = d->entries[i];
+    const char* name = de.name.c_str();
+    bool dot = de.name == "." || de.name == "..";
+    off_t next = static_cast<off_t>(i + 1);
+    size_t need = plus ? fuse_add_direntry_plus(req, nullptr, 0, name, nullptr, 0)
+                       : fuse_add_direntry(req, nullptr, 0, name, nullptr, 0);
+    if (used + need > size) break;
+    if (plus) {
+      fuse_entry_param e{};
+      if (!dot && de.attr) {
+        e = EntryFor(ino, de.name, *de.attr);
+        if (e.ino != 0) linked.push_back(e.ino);
+      } else {
+        e.attr.st_ino = de.ino;
+        e.attr.st_mode = de.type;
+      }
+      fuse_add_direntry_plus(req, buf.data() + used, size - used, name, &e, next);
+    } else {
+      struct stat st {};
+      st.st_ino = de.ino;
+      st.st_mode = de.attr ? de.attr->mode : de.type;
+      fuse_add_direntry(req, buf.data() + used, size - used, name, &st, next);
+    }
+    used += need;
+  }
+  if (fuse_reply_buf(req, buf.data(), used) != 0) {
+    for (fuse_ino_t i : linked) nodes_.Forget(i, 1);
+  }
+}
+
+void WorkspaceFs::ReadDirCommon(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                                fuse_file_info* fi, bool plus) noexcept {
+  WorkspaceFs* fs = From(req);
+  auto* d = reinterpret_cast<DirHandle*>(static_cast<uintptr_t>(fi->fh));
+  if (off < 0) return (void)fuse_reply_err(req, EINVAL);
+  // From the start (opendir, rewinddir): a fresh listing. The kernel sends
+  // one READDIR at a time per open directory, so `d` needs no lock.
+  if (off == 0) {
+    d->entries.clear();
+    return fs->FetchDir(req, ino, d, 0, size, plus);
+  }
+  fs->ServeDir(req, ino, d, size, off, plus);
+}
+
+void WorkspaceFs::ReadDir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                          fuse_file_info* fi) noexcept {
+  ReadDirCommon(req, ino, size, off, fi, false);
+}
+
+void WorkspaceFs::ReadDirPlus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                              fuse_file_info* fi) noexcept {
+  ReadDirCommon(req, ino, size, off, fi, true);
+}
+
+void WorkspaceFs::ReleaseDir(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) noexcept {
+  WorkspaceFs* fs = From(req);
+  auto* d = reinterpret_cast<DirHandle*>(static_cast<uintptr_t>(fi->fh));
+  {
+    std::lock_guard lock(fs->dirs_mu_);
+    fs->open_dirs_.erase(d);
+  }
+  fs->o_.backend->Submit(proto::FsReleasedirRequest{d->remote_fh}, [](proto::FsReply) {});
+  delete d;
+  fuse_reply_err(req, 0);
+}
+
+void WorkspaceFs::FsyncDir(fuse_req_t req, fuse_ino_t, int datasync, fuse_file_info* fi) noexcept {
+  auto* d = reinterpret_cast<DirHandle*>(static_cast<uintptr_t>(fi->fh));
+  From(req)->Call(req, proto::FsFsyncRequest{d->remote_fh, datasync != 0},
+                  [req](proto::FsEmptyReply) { fuse_reply_err(req, 0); });
+}
+
+void WorkspaceFs::StatFs(fuse_req_t req, fuse_ino_t ino) noexcept {
+  WorkspaceFs* fs = From(req);
+  auto path = fs->nodes_.PathOf(ino);
+  if (!path) path = fs->o_.remote_root;
+  fs->Call(req, proto::FsStatfsRequest{std::move(*path)}, [req](proto::FsStatfsReply r) {
+    struct statvfs v {};
+    v.f_bsize = r.bsize;
+    v.f_frsize = r.frsize;
+    v.f_blocks = r.blocks;
+    v.f_bfree = r.bfree;
+    v.f_bavail = r.bavail;
+    v.f_files = r.files;
+    v.f_ffree = r.ffree;
+    v.f_favail = r.favail;
+    v.f_fsid = r.fsid;
+    v.f_flag = r.flag;
+    v.f_namemax = r.namemax;
+    fuse_reply_statfs(req, &v);
+  });
+}
+
+void WorkspaceFs::SetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value,
+                           size_t size, int flags) noexcept {
+  WorkspaceFs* fs = From(req);
+  auto path = fs->nodes_.PathOf(ino);
+  if (!path) return (void)fuse_reply_err(req, ESTALE);
+  if (size > proto::kFsMaxXattrSize) return (void)fuse_reply_err(req, E2BIG);
+  proto::FsSetxattrRequest r{std::move(*path), name, std::string(value, size),
+                             proto::XattrFlagsFromHost(flags)};
+  fs->Call(req, std::move(r), [req](proto::FsEmptyReply) { fuse_reply_err(req, 0); });
+}
+
+void WorkspaceFs::GetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) noexcept {
+  WorkspaceFs* fs = From(req);
+  auto path = fs->nodes_.PathOf(ino);
+  if (!path) return (void)fuse_reply_err(req, ESTALE);
+  proto::FsGetxattrRequest r{std::move(*path), name,
+                             static_cast<uint32_t>(std::min<size_t>(size, proto::kFsMaxXattrSize))};
+  fs->Call(req, std::move(r), [req, size](proto::FsXattrReply x) {
+    if (size == 0) return (void)fuse_reply_xattr(req, static_cast<size_t>(x.size));
+    if (x.data.size() > size) return (void)fuse_reply_err(req, ERANGE);
+    fuse_reply_buf(req, x.data.data(), x.data.size());
+  });
+}
+
+void WorkspaceFs::ListXattr(fuse_req_t req, fuse_ino_t ino, size_t size) noexcept {
+  WorkspaceFs* fs = From(req);
+  auto path = fs->nodes_.PathOf(ino);
+  if (!path) return (void)fuse_reply_err(req, ESTALE);
+  proto::FsListxattrRequest r{std::move(*path),
+                              static_cast<uint32_t>(std::min<size_t>(size, proto::kFsMaxXattrSize))};
+  fs->Call(req, std::move(r), [req, size](proto::FsXattrReply x) {
+    if (size == 0) return (void)fuse_reply_xattr(req, static_cast<size_t>(x.size));
+    if (x.data.size() > size) return (void)fuse_reply_err(req, ERANGE);
+    fuse_reply_buf(req, x.data.data(), x.data.size());
+  });
+}
+
+void WorkspaceFs::RemoveXattr(fuse_req_t req, fuse_ino_t ino, const char* name) noexcept {
+  WorkspaceFs* fs = From(req);
+  auto path = fs->nodes_.PathOf(ino);
+  if (!path) return (void)fuse_reply_err(req, ESTALE);
+  fs->Call(req, proto::FsRemovexattrRequest{std::move(*path), name},
+           [req](proto::FsEmptyReply) { fuse_reply_err(req, 0); });
+}
+
+void WorkspaceFs::Access(fuse_req_t req, fuse_ino_t ino, int mask) noexcept {
+  WorkspaceFs* fs = From(req);
+  auto path = fs->nodes_.PathOf(ino);
+  if (!path) return (void)fuse_reply_err(req, ESTALE);
+  fs->Call(req, proto::FsAccessRequest{std::move(*path), proto::AccessMaskFromHost(mask)},
+           [req](proto::FsEmptyReply) { fuse_reply_err(req, 0); });
+}
+
+void WorkspaceFs::Fallocate(fuse_req_t req, fuse_ino_t, int mode, off_t offset, off_t length,
+                            fuse_file_info* fi) noexcept {
+  WorkspaceFs* fs = From(req);
+  if (offset < 0 || length <= 0) return (void)fuse_reply_err(req, EINVAL);
+  uint32_t wire = proto::FallocateModeFromHost(mode);
+  if (proto::FallocateModeToHost(wire) != mode) return (void)fuse_reply_err(req, EOPNOTSUPP);
+  fs->Call(req,
+           proto::FsFallocateRequest{fi->fh, wire, static_cast<uint64_t>(offset),
+                                     static_cast<uint64_t>(length)},
+           [req](proto::FsEmptyReply) { fuse_reply_err(req, 0); });
+}
+
+const fuse_lowlevel_ops& WorkspaceFs::Ops() {
+  static const fuse_lowlevel_ops ops = [] {
+    fuse_lowlevel_ops o{};
+    o.init = &WorkspaceFs::Init;
+    o.lookup = &WorkspaceFs::Lookup;
+    o.forget = &WorkspaceFs::Forget;
+    o.forget_multi = &WorkspaceFs::ForgetMulti;
+    o.getattr = &WorkspaceFs::GetAttr;
+    o.setattr = &WorkspaceFs::SetAttr;
+    o.readlink = &WorkspaceFs::ReadLink;
+    o.mknod = &WorkspaceFs::MkNod;
+    o.mkdir = &WorkspaceFs::MkDir;
+    o.unlink = &WorkspaceFs::Unlink;
+    o.rmdir = &WorkspaceFs::RmDir;
+    o.symlink = &WorkspaceFs::Symlink;
+    o.rename = &WorkspaceFs::Rename;
+    o.link = &WorkspaceFs::Link;
+    o.open = &WorkspaceFs::Open;
+    o.create = &WorkspaceFs::Create;
+    o.read = &WorkspaceFs::Read;
+    o.write = &WorkspaceFs::Write;
+    o.flush = &WorkspaceFs::Flush;
+    o.release = &WorkspaceFs::Release;
+    o.fsync = &WorkspaceFs::Fsync;
+    o.opendir = &WorkspaceFs::OpenDir;
+    o.readdir = &WorkspaceFs::ReadDir;
+    o.readdirplus = &WorkspaceFs::ReadDirPlus;
+    o.releasedir = &WorkspaceFs::ReleaseDir;
+    o.fsyncdir = &WorkspaceFs::FsyncDir;
+    o.statfs = &WorkspaceFs::StatFs;
+    o.setxattr = &WorkspaceFs::SetXattr;
+    o.getxattr = &WorkspaceFs::GetXattr;
+    o.listxattr = &WorkspaceFs::ListXattr;
+    o.removexattr = &WorkspaceFs::RemoveXattr;
+    o.access = &WorkspaceFs::Access;
+    o.fallocate = &WorkspaceFs::Fallocate;
+    return o;
+  }();
+  return ops;
+}
+
+// --- Workspace ---------------------------------------------------------------
+
+Result<std::unique_ptr<Workspace>> Workspace::Mount(WorkspaceOptions options) {
+  if (options.backend == nullptr) return Error("workspace: no backend");
+  if (options.remote_root.empty() || options.remote_root[0] != '/') {
+    return Error("workspace: remote directory '" + options.remote_root + "' is not absolute");
+  }
+  std::unique_ptr<Workspace> w(new Workspace());
+  w->fs_ = std::make_unique<WorkspaceFs>(std::move(options));
+  const WorkspaceOptions& o = w->fs_->options();
+  SessionOptions so;
+  so.mountpoint = o.mountpoint;
+  // The option string is comma separated: the name shown in mount(8) must
+  // not carry one.
+  std::string fsname = "mproxy:" + o.remote_root;
+  std::replace_if(fsname.begin(), fsname.end(), [](char c) { return c == ',' || c == '\\'; }, '_');
+  so.mount_options = {"default_permissions", "nosuid", "nodev", "fsname=" + fsname,
+                      "subtype=mproxy"};
+  so.threads = o.threads;
+  so.logger = o.logger;
+  auto session = FuseSession::Start(std::move(so), WorkspaceFs::Ops(), w->fs_.get());
+  if (!session) return session.error().Wrap("workspace " + o.remote_root);
+  w->session_ = std::move(*session);
+  w->fs_->set_session(w->session_.get());
+  return w;
+}
+
+Workspace::~Workspace() {
+  if (fs_) fs_->set_session(nullptr);
+  session_.reset();
+}
+
+void Workspace::Revalidate(std::function<void()> done) { fs_->Revalidate(std::move(done)); }
+
+const std::string& Workspace::mountpoint() const { return fs_->options().mountpoint; }
+const std::string& Workspace::remote_root() const { return fs_->options().remote_root; }
+
+}  // namespace mproxy::fuse

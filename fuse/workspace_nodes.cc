@@ -1,0 +1,207 @@
+// NodeTable: path-based node ids. See workspace_nodes.h.
+#include "fuse/workspace_nodes.h"
+
+#include <algorithm>
+
+namespace mproxy::fuse {
+
+NodeTable::NodeTable(std::string root) : root_(std::move(root)) {
+  Node r;
+  r.nlookup = 1;  // the root is never forgotten
+  nodes_.emplace(FUSE_ROOT_ID, std::move(r));
+}
+
+std::optional<std::string> NodeTable::PathOfLocked(fuse_ino_t ino) const {
+  std::vector<const std::string*> names;
+  while (ino != FUSE_ROOT_ID) {
+    auto it = nodes_.find(ino);
+    if (it == nodes_.end() || it->second.detached) return std::nullopt;
+    names.push_back(&it->second.name);
+    ino = it->second.parent;
+  }
+  std::string path = root_;
+  for (auto it = names.rbegin(); it != names.rend(); ++it) {
+    if (path.empty() || path.back() != '/') path += '/';
+    path += **it;
+  }
+  return path;
+}
+
+std::optional<std::string> NodeTable::PathOf(fuse_ino_t ino) const {
+  std::lock_guard lock(mu_);
+  return PathOfLocked(ino);
+}
+
+std::optional<std::string> NodeTable::ChildPath(fuse_ino_t parent, std::string_view name) const {
+  std::lock_guard lock(mu_);
+  auto path = PathOfLocked(parent);
+  if (!path) return std::nullopt;
+  if (path->back() != '/') *path += '/';
+  *path += name;
+  return path;
+}
+
+void NodeTable::MarkFreshLocked(fuse_ino_t ino, Node& node, Clock::time_point until) {
+  if (until <= node.fresh_until) return;
+  node.fresh_until = until;
+  fresh_[ino] = until;
+}
+
+fuse_ino_t NodeTable::Link(fuse_ino_t parent, std::string_view name, bool dir,
+                           const ContentStamp& stamp, Clock::time_point fresh_until) {
+  std::lock_guard lock(mu_);
+  auto p = nodes_.find(parent);
+  if (p == nodes_.end() || p->second.detached) return 0;
+  Key key{parent, std::string(name)};
+  negative_.erase(key);
+  fuse_ino_t ino = 0;
+  if (auto it = children_.find(key); it != children_.end()) {
+    ino = it->second;
+  } else {
+    ino = next_ino_++;
+    Node n;
+    n.parent = parent;
+    n.name = key.second;
+    nodes_.emplace(ino, std::move(n));
+    children_.emplace(std::move(key), ino);
+  }
+  Node& node = nodes_.at(ino);
+  ++node.nlookup;
+  node.dir = dir;
+  node.stamp = stamp;
+  MarkFreshLocked(ino, node, fresh_until);
+  return ino;
+}
+
+void NodeTable::Forget(fuse_ino_t ino, uint64_t n) {
+  std::lock_guard lock(mu_);
+  if (ino == FUSE_ROOT_ID) return;
+  auto it = nodes_.find(ino);
+  if (it == nodes_.end()) return;
+  Node& node = it->second;
+  node.nlookup -= std::min(n, node.nlookup);
+  if (node.nlookup > 0) return;
+  if (!node.detached) {
+    auto c = children_.find(Key{node.parent, node.name});
+    if (c != children_.end() && c->second == ino) children_.erase(c);
+  }
+  fresh_.erase(ino);
+  nodes_.erase(it);
+}
+
+void NodeTable::DetachLocked(fuse_ino_t ino) {
+  auto it = nodes_.find(ino);
+  if (it == nodes_.end()) return;
+  it->second.detached = true;
+  it->second.parent = 0;
+}
+
+void NodeTable::Unlinked(fuse_ino_t parent, std::string_view name) {
+  std::lock_guard lock(mu_);
+  auto c = children_.find(Key{parent, std::string(name)});
+  if (c == children_.end()) return;
+  DetachLocked(c->second);
+  children_.erase(c);
+}
+
+void NodeTable::Renamed(fuse_ino_t parent, std::string_view name, fuse_ino_t new_parent,
+                        std::string_view new_name, bool exchange) {
+  std::lock_guard lock(mu_);
+  Key from{parent, std::string(name)};
+  Key to{new_parent, std::string(new_name)};
+  if (from == to) return;
+  negative_.erase(from);
+  negative_.erase(to);
+  std::optional<fuse_ino_t> src, dst;
+  if (auto it = children_.find(from); it != children_.end()) {
+    src = it->second;
+    children_.erase(it);
+  }
+  if (auto it = children_.find(to); it != children_.end()) {
+    dst = it->second;
+    children_.erase(it);
+  }
+  auto place = [&](fuse_ino_t ino, const Key& key) {
+    Node& n = nodes_.at(ino);
+    n.parent = key.first;
+    n.name = key.second;
+    children_[key] = ino;
+  };
+  if (src) place(*src, to);
+  if (dst) {
+    if (exchange) {
+      place(*dst, from);
+    } else {
+      DetachLocked(*dst);
+    }
+  }
+}
+
+void NodeTable::AddHandle(fuse_ino_t ino, uint64_t fh) {
+  std::lock_guard lock(mu_);
+  auto it = nodes_.find(ino);
+  if (it != nodes_.end()) it->second.handles.push_back(fh);
+}
+
+void NodeTable::RemoveHandle(fuse_ino_t ino, uint64_t fh) {
+  std::lock_guard lock(mu_);
+  auto it = nodes_.find(ino);
+  if (it == nodes_.end()) return;
+  auto& h = it->second.handles;
+  if (auto f = std::find(h.begin(), h.end(), fh); f != h.end()) h.erase(f);
+}
+
+std::optional<uint64_t> NodeTable::AnyHandle(fuse_ino_t ino) const {
+  std::lock_guard lock(mu_);
+  auto it = nodes_.find(ino);
+  if (it == nodes_.end() || it->second.handles.empty()) return std::nullopt;
+  return it->second.handles.back();
+}
+
+void NodeTable::NoteNegative(fuse_ino_t parent, std::string_view name, Clock::time_point until) {
+  std::lock_guard lock(mu_);
+  negative_[Key{parent, std::string(name)}] = until;
+}
+
+void NodeTable::NoteFresh(fuse_ino_t ino, Clock::time_point until) {
+  std::lock_guard lock(mu_);
+  auto it = nodes_.find(ino);
+  if (it != nodes_.end()) MarkFreshLocked(ino, it->second, until);
+}
+
+bool NodeTable::UpdateStamp(fuse_ino_t ino, const ContentStamp& stamp) {
+  std::lock_guard lock(mu_);
+  auto it = nodes_.find(ino);
+  if (it == nodes_.end()) return false;
+  bool same = it->second.stamp && *it->second.stamp == stamp;
+  it->second.stamp = stamp;
+  return same;
+}
+
+NodeTable::Fresh NodeTable::TakeFresh(Clock::time_point now) {
+  std::lock_guard lock(mu_);
+  Fresh out;
+  for (const auto& [ino, until] : fresh_) {
+    auto it = nodes_.find(ino);
+    if (it == nodes_.end()) continue;
+    it->second.fresh_until = {};
+    if (until <= now) continue;
+    out.inodes.push_back(ino);
+    if (!it->second.detached && ino != FUSE_ROOT_ID) {
+      out.entries.push_back({it->second.parent, it->second.name, it->second.dir});
+    }
+  }
+  fresh_.clear();
+  for (const auto& [key, until] : negative_) {
+    if (until > now) out.entries.push_back({key.first, key.second, false});
+  }
+  negative_.clear();
+  return out;
+}
+
+size_t NodeTable::size() const {
+  std::lock_guard lock(mu_);
+  return nodes_.size();
+}
+
+}  // namespace mproxy::fuse
