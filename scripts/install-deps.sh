@@ -12,6 +12,8 @@ packages=(
   # runtime pieces the tests use for real
   openssh-server openssh-client fuse3 bubblewrap tmux procps psmisc
   iproute2 debootstrap patchelf file xxd busybox-static
+  # the workspace tests (real tools on the mount) and its sshfs benchmark
+  sqlite3 python3 attr sshfs
 )
 
 missing=()
