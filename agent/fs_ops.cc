@@ -56,16 +56,25 @@ FsAttr AttrFromStat(const struct stat& st) {
   return a;
 }
 
+// Whether a listxattr call found no names: none set, or no xattr support.
+bool NoNames(ssize_t n) { return n == 0 || (n < 0 && (errno == ENOTSUP || errno == EOPNOTSUPP)); }
+bool NoXattrs(const char* path) { return NoNames(llistxattr(path, nullptr, 0)); }
+bool NoXattrsFd(int fd) { return NoNames(flistxattr(fd, nullptr, 0)); }
+
 Result<FsAttr> Lstat(const std::string& path) {
   struct stat st {};
   if (lstat(path.c_str(), &st) != 0) return Sys();
-  return AttrFromStat(st);
+  FsAttr a = AttrFromStat(st);
+  a.no_xattrs = NoXattrs(path.c_str());
+  return a;
 }
 
 Result<FsAttr> Fstat(int fd) {
   struct stat st {};
   if (fstat(fd, &st) != 0) return Sys();
-  return AttrFromStat(st);
+  FsAttr a = AttrFromStat(st);
+  a.no_xattrs = NoXattrsFd(fd);
+  return a;
 }
 
 Result<proto::FsEmptyReply> Empty(int rc) {
@@ -109,6 +118,46 @@ struct timespec TimeArg(const std::optional<int64_t>& sec, uint32_t nsec, bool n
   return ts;
 }
 
+// Entries from `dir`'s position on, with their attributes, until about
+// `max_bytes` (0: the default) of reply; the position ends after the last.
+Result<proto::FsReaddirReply> ReadEntries(DIR* dir, uint32_t max_bytes) {
+  size_t budget = max_bytes != 0 ? max_bytes : proto::kFsDefaultReaddirBytes;
+  // An entry's path for llistxattr, through the directory's own fd.
+  const std::string proc_dir = "/proc/self/fd/" + std::to_string(dirfd(dir)) + "/";
+  size_t used = 64;  // the reply around the entries, generously
+  proto::FsReaddirReply out;
+  for (;;) {
+    long before = telldir(dir);
+    errno = 0;
+    struct dirent* e = readdir(dir);
+    if (e == nullptr) {
+      if (errno != 0 && out.entries.empty()) return Sys();
+      out.eof = errno == 0;  // after an error, the next READDIR reports it
+      break;
+    }
+    size_t name_len = strlen(e->d_name);
+    size_t cost = proto::FsDirEntryMaxEncodedSize(name_len);
+    if (!out.entries.empty() && used + cost > budget) {
+      seekdir(dir, before);  // this entry starts the next page
+      break;
+    }
+    used += cost;
+    proto::FsDirEntry& entry = out.entries.emplace_back();
+    entry.name.assign(e->d_name, name_len);
+    entry.offset = static_cast<uint64_t>(telldir(dir));
+    entry.ino = e->d_ino;
+    entry.type = e->d_type == DT_UNKNOWN ? 0 : DTTOIF(e->d_type);
+    struct stat st {};
+    if (fstatat(dirfd(dir), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+      entry.attr = AttrFromStat(st);
+      entry.attr->no_xattrs = NoXattrs((proc_dir + e->d_name).c_str());
+      entry.ino = st.st_ino;
+      entry.type = st.st_mode & S_IFMT;
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 proto::FsReply FsOps::Run(uint64_t id, const proto::FsOpRequest& req) const {
@@ -140,7 +189,9 @@ Result<proto::FsAttrReply> FsOps::CreatedAttr(const std::string& path, uint32_t 
       return Sys();
     }
   }
-  return proto::FsAttrReply{AttrFromStat(st)};
+  FsAttr a = AttrFromStat(st);
+  a.no_xattrs = NoXattrs(path.c_str());
+  return proto::FsAttrReply{std::move(a)};
 }
 
 // --- attributes and directories ----------------------------------------------
@@ -184,38 +235,22 @@ Result<proto::FsReaddirReply> FsOps::Do(const proto::FsReaddirRequest& r) const 
     }
     handle.dir_pos() = r.offset;
   }
-  size_t budget = r.max_bytes != 0 ? r.max_bytes : proto::kFsDefaultReaddirBytes;
-  size_t used = 64;  // the reply around the entries, generously
-  proto::FsReaddirReply out;
-  for (;;) {
-    long before = telldir(dir);
-    errno = 0;
-    struct dirent* e = readdir(dir);
-    if (e == nullptr) {
-      if (errno != 0 && out.entries.empty()) return Sys();
-      out.eof = errno == 0;  // after an error, the next READDIR reports it
-      break;
-    }
-    size_t name_len = strlen(e->d_name);
-    size_t cost = proto::FsDirEntryMaxEncodedSize(name_len);
-    if (!out.entries.empty() && used + cost > budget) {
-      seekdir(dir, before);  // this entry starts the next page
-      break;
-    }
-    used += cost;
-    proto::FsDirEntry& entry = out.entries.emplace_back();
-    entry.name.assign(e->d_name, name_len);
-    entry.offset = static_cast<uint64_t>(telldir(dir));
-    entry.ino = e->d_ino;
-    entry.type = e->d_type == DT_UNKNOWN ? 0 : DTTOIF(e->d_type);
-    struct stat st {};
-    if (fstatat(dirfd(dir), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
-      entry.attr = AttrFromStat(st);
-      entry.ino = st.st_ino;
-      entry.type = st.st_mode & S_IFMT;
-    }
-  }
+  auto out = ReadEntries(dir, r.max_bytes);
   handle.dir_pos() = static_cast<uint64_t>(telldir(dir));
+  return out;
+}
+
+Result<proto::FsReaddirReply> FsOps::Do(const proto::FsListdirRequest& r) const {
+  int fd = NoIntr([&] { return open(r.path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); });
+  if (fd < 0) return Sys();
+  DIR* dir = fdopendir(fd);
+  if (dir == nullptr) {
+    int err = errno;
+    close(fd);
+    return Sys(err);
+  }
+  auto out = ReadEntries(dir, r.max_bytes);
+  closedir(dir);
   return out;
 }
 
@@ -264,9 +299,11 @@ Result<proto::FsOpenReply> FsOps::Do(const proto::FsOpenRequest& r) const {
   if (mode_t missing = Stripped(r.mode, st.st_mode); created && missing != 0) {
     if (fchmod(fd, (st.st_mode & 07777) | missing) != 0 || fstat(fd, &st) != 0) return Sys();
   }
+  FsAttr attr = AttrFromStat(st);
+  attr.no_xattrs = NoXattrsFd(fd);
   uint64_t id = handles_->Add(std::make_shared<FsHandle>(std::move(file)));
   if (id == 0) return Sys(EMFILE);
-  return proto::FsOpenReply{id, AttrFromStat(st)};
+  return proto::FsOpenReply{id, std::move(attr)};
 }
 
 Result<proto::FsReadReply> FsOps::Do(const proto::FsReadRequest& r) const {

@@ -31,6 +31,7 @@ class FsOps {
   R<proto::FsOpendirReply> Do(const proto::FsOpendirRequest& r) const;
   R<proto::FsReaddirReply> Do(const proto::FsReaddirRequest& r) const;
   R<proto::FsEmptyReply> Do(const proto::FsReleasedirRequest& r) const;
+  R<proto::FsReaddirReply> Do(const proto::FsListdirRequest& r) const;
   R<proto::FsOpenReply> Do(const proto::FsOpenRequest& r) const;
   R<proto::FsReadReply> Do(const proto::FsReadRequest& r) const;
   R<proto::FsWriteReply> Do(const proto::FsWriteRequest& r) const;

@@ -20,7 +20,8 @@ size_t CostOf(const proto::FsOpRequest& op) {
           return r.size;
         } else if constexpr (std::is_same_v<T, proto::FsWriteRequest>) {
           return r.data.size();
-        } else if constexpr (std::is_same_v<T, proto::FsReaddirRequest>) {
+        } else if constexpr (std::is_same_v<T, proto::FsReaddirRequest> ||
+                             std::is_same_v<T, proto::FsListdirRequest>) {
           return r.max_bytes != 0 ? r.max_bytes : proto::kFsDefaultReaddirBytes;
         } else {
           return 0;

@@ -20,6 +20,7 @@
 #include <spdlog/spdlog.h>
 
 #include "fuse/session.h"
+#include "fuse/workspace_listings.h"
 #include "fuse/workspace_nodes.h"
 
 namespace mproxy::fuse {
@@ -35,12 +36,20 @@ ContentStamp StampOf(const proto::FsAttr& a) {
 
 int ErrnoOf(const Error& e) { return e.sys_errno() > 0 ? e.sys_errno() : EIO; }
 
-// An open directory: the whole listing, read from the agent when the kernel
-// asks from offset 0, so the kernel's page-sized READDIRPLUS calls are
-// served here instead of one round trip each. Offsets are indexes + 1.
+// How long a directory listing serves opendir, readdir and lookups. Local
+// changes drop it at once, remote commands' exits too.
+constexpr std::chrono::milliseconds kListingTtl{2000};
+
+// An open directory: the whole listing (from the ListingCache at opendir,
+// or read through a remote handle for a directory too large for one
+// LISTDIR), so the kernel's page-sized READDIRPLUS calls are served here
+// instead of one round trip each. Offsets are indexes + 1.
 struct DirHandle {
-  uint64_t remote_fh = 0;
-  std::vector<proto::FsDirEntry> entries;
+  std::string path;
+  uint64_t remote_fh = 0;  // 0: none (the listing came whole)
+  std::shared_ptr<const Entries> entries;
+  Entries building;  // READDIR pages until the last
+  bool fresh = false;  // entries just came with the opendir
 };
 
 }  // namespace
@@ -51,7 +60,8 @@ class WorkspaceFs {
   explicit WorkspaceFs(WorkspaceOptions options)
       : o_(std::move(options)),
         log_(o_.logger ? o_.logger : spdlog::default_logger()),
-        nodes_(o_.remote_root) {}
+        nodes_(o_.remote_root),
+        listings_(o_.backend, std::min(kListingTtl, o_.attr_timeout)) {}
   ~WorkspaceFs() {
     for (DirHandle* d : open_dirs_) delete d;
   }
@@ -82,6 +92,11 @@ class WorkspaceFs {
                   const proto::FsAttr& attr);
   fuse_entry_param EntryFor(fuse_ino_t parent, const std::string& name, const proto::FsAttr& attr);
   void QueueAttrInvalidation(fuse_ino_t ino);
+  // A change inside directory `dir` (a node) / to the node `ino`: listings
+  // that show it are dropped.
+  void DirChanged(fuse_ino_t dir);
+  void NodeChanged(fuse_ino_t ino);
+  void RelistAndServe(fuse_req_t req, fuse_ino_t ino, DirHandle* d, size_t size, bool plus);
   void FetchDir(fuse_req_t req, fuse_ino_t ino, DirHandle* d, uint64_t cookie, size_t size,
                 bool plus);
   void ServeDir(fuse_req_t req, fuse_ino_t ino, DirHandle* d, size_t size, off_t off, bool plus);
@@ -141,6 +156,7 @@ class WorkspaceFs {
   const WorkspaceOptions o_;
   std::shared_ptr<spdlog::logger> log_;
   NodeTable nodes_;
+  ListingCache listings_;
   std::atomic<FuseSession*> session_{nullptr};
   // Directories opened and not yet released (freed with the fs otherwise).
   // Leaf lock.
@@ -198,6 +214,7 @@ fuse_entry_param WorkspaceFs::EntryFor(fuse_ino_t parent, const std::string& nam
   auto now = Clock::now();
   e.ino = nodes_.Link(parent, name, S_ISDIR(attr.mode), StampOf(attr),
                       now + std::max(o_.attr_timeout, o_.entry_timeout));
+  if (e.ino != 0) nodes_.SetNoXattrs(e.ino, attr.no_xattrs);
   e.attr = ToStat(attr);
   e.attr_timeout = Seconds(o_.attr_timeout);
   e.entry_timeout = Seconds(o_.entry_timeout);
@@ -220,7 +237,16 @@ void WorkspaceFs::QueueAttrInvalidation(fuse_ino_t ino) {
   if (FuseSession* s = session_.load()) s->InvalidateAttributes(ino);
 }
 
+void WorkspaceFs::DirChanged(fuse_ino_t dir) {
+  if (auto path = nodes_.PathOf(dir)) listings_.Invalidate(*path);
+}
+
+void WorkspaceFs::NodeChanged(fuse_ino_t ino) {
+  if (auto path = nodes_.ParentPathOf(ino)) listings_.Invalidate(*path);
+}
+
 void WorkspaceFs::Revalidate(std::function<void()> done) {
+  listings_.Clear();
   NodeTable::Fresh fresh = nodes_.TakeFresh(Clock::now());
   FuseSession* s = session_.load();
   if (s == nullptr || (fresh.inodes.empty() && fresh.entries.empty())) {
@@ -268,10 +294,17 @@ void WorkspaceFs::Init(void* userdata, fuse_conn_info* conn) noexcept {
 
 void WorkspaceFs::Lookup(fuse_req_t req, fuse_ino_t parent, const char* name) noexcept {
   WorkspaceFs* fs = From(req);
-  auto path = fs->nodes_.ChildPath(parent, name);
-  if (!path) return (void)fuse_reply_err(req, ESTALE);
+  auto dir = fs->nodes_.PathOf(parent);
+  if (!dir) return (void)fuse_reply_err(req, ESTALE);
+  if (auto known = fs->listings_.Lookup(*dir, name)) {
+    if (known->found) return fs->ReplyEntry(req, parent, name, known->attr);
+    fuse_entry_param e{};
+    e.entry_timeout = Seconds(fs->o_.negative_timeout);
+    if (e.entry_timeout > 0) fs->nodes_.NoteNegative(parent, name, Clock::now() + fs->o_.negative_timeout);
+    return (void)fuse_reply_entry(req, &e);
+  }
   proto::FsGetattrRequest r;
-  r.path = std::move(*path);
+  r.path = *dir + (dir->back() == '/' ? "" : "/") + name;
   fs->CallOr(
       std::move(r),
       [fs, req, parent, n = std::string(name)](proto::FsAttrReply a) {
@@ -311,6 +344,7 @@ void WorkspaceFs::GetAttr(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) no
   }
   fs->Call(req, std::move(r), [fs, req, ino](proto::FsAttrReply a) {
     fs->nodes_.UpdateStamp(ino, StampOf(a.attr));
+    fs->nodes_.SetNoXattrs(ino, a.attr.no_xattrs);
     fs->nodes_.NoteFresh(ino, Clock::now() + fs->o_.attr_timeout);
     struct stat st = fs->ToStat(a.attr);
     fuse_reply_attr(req, &st, Seconds(fs->o_.attr_timeout));
@@ -347,7 +381,9 @@ void WorkspaceFs::SetAttr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int
     r.mtime_nsec = static_cast<uint32_t>(attr->st_mtim.tv_nsec);
   }
   fs->Call(req, std::move(r), [fs, req, ino](proto::FsAttrReply a) {
+    fs->NodeChanged(ino);
     fs->nodes_.UpdateStamp(ino, StampOf(a.attr));
+    fs->nodes_.SetNoXattrs(ino, a.attr.no_xattrs);
     fs->nodes_.NoteFresh(ino, Clock::now() + fs->o_.attr_timeout);
     struct stat st = fs->ToStat(a.attr);
     fuse_reply_attr(req, &st, Seconds(fs->o_.attr_timeout));
@@ -377,6 +413,7 @@ void WorkspaceFs::EntryOp(fuse_req_t req, fuse_ino_t parent, const char* name,
                            if (auto s = proto::ParseFsReply(proto::FsOp::kMkdir, reply, &a); !s) {
                              return (void)fuse_reply_err(req, ErrnoOf(s.error()));
                            }
+                           fs->DirChanged(parent);
                            fs->ReplyEntry(req, parent, n, a.attr);
                          });
 }
@@ -420,6 +457,7 @@ void WorkspaceFs::Unlink(fuse_req_t req, fuse_ino_t parent, const char* name) no
   if (!path) return (void)fuse_reply_err(req, ESTALE);
   fs->Call(req, proto::FsUnlinkRequest{std::move(*path)},
            [fs, req, parent, n = std::string(name)](proto::FsEmptyReply) {
+             fs->DirChanged(parent);
              fs->nodes_.Unlinked(parent, n);
              fuse_reply_err(req, 0);
            });
@@ -431,6 +469,7 @@ void WorkspaceFs::RmDir(fuse_req_t req, fuse_ino_t parent, const char* name) noe
   if (!path) return (void)fuse_reply_err(req, ESTALE);
   fs->Call(req, proto::FsRmdirRequest{std::move(*path)},
            [fs, req, parent, n = std::string(name)](proto::FsEmptyReply) {
+             fs->DirChanged(parent);
              fs->nodes_.Unlinked(parent, n);
              fuse_reply_err(req, 0);
            });
@@ -449,6 +488,7 @@ void WorkspaceFs::Rename(fuse_req_t req, fuse_ino_t parent, const char* name, fu
   fs->Call(req, std::move(r),
            [fs, req, parent, newparent, n = std::string(name), nn = std::string(newname),
             flags](proto::FsEmptyReply) {
+             fs->listings_.Clear();  // a tree moved: its listings' paths are stale
              fs->nodes_.Renamed(parent, n, newparent, nn, (flags & RENAME_EXCHANGE) != 0);
              fuse_reply_err(req, 0);
            });
@@ -464,6 +504,8 @@ void WorkspaceFs::Link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
            [fs, req, ino, newparent, n = std::string(newname)](proto::FsAttrReply a) {
              // The old name's link count changed too.
              fs->QueueAttrInvalidation(ino);
+             fs->NodeChanged(ino);
+             fs->DirChanged(newparent);
              fs->ReplyEntry(req, newparent, n, a.attr);
            });
 }
@@ -479,6 +521,7 @@ void WorkspaceFs::Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexc
     // Pages cached from the file as the kernel last saw it stay only if the
     // file is unchanged; otherwise the kernel also relearns its attributes.
     bool same = fs->nodes_.UpdateStamp(ino, StampOf(o.attr));
+    fs->nodes_.SetNoXattrs(ino, o.attr.no_xattrs);
     info.keep_cache = same ? 1 : 0;
     if (!same) fs->QueueAttrInvalidation(ino);
     fs->nodes_.AddHandle(ino, o.fh);
@@ -501,6 +544,7 @@ void WorkspaceFs::Create(fuse_req_t req, fuse_ino_t parent, const char* name, mo
   fs->Call(req, std::move(r),
            [fs, req, parent, n = std::string(name), info](proto::FsOpenReply o) mutable {
              info.fh = o.fh;
+             fs->DirChanged(parent);
              fuse_entry_param e = fs->EntryFor(parent, n, o.attr);
              if (e.ino == 0) {
                fs->o_.backend->Submit(proto::FsReleaseRequest{o.fh}, [](proto::FsReply) {});
@@ -526,14 +570,16 @@ void WorkspaceFs::Read(fuse_req_t req, fuse_ino_t, size_t size, off_t off,
   });
 }
 
-void WorkspaceFs::Write(fuse_req_t req, fuse_ino_t, const char* buf, size_t size, off_t off,
+void WorkspaceFs::Write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t off,
                         fuse_file_info* fi) noexcept {
   WorkspaceFs* fs = From(req);
   if (off < 0) return (void)fuse_reply_err(req, EINVAL);
   size = std::min<size_t>(size, proto::kFsMaxIo);  // max_write says so already
   proto::FsWriteRequest r{fi->fh, static_cast<uint64_t>(off), std::string(buf, size)};
-  fs->Call(req, std::move(r),
-           [req](proto::FsWriteReply w) { fuse_reply_write(req, static_cast<size_t>(w.written)); });
+  fs->Call(req, std::move(r), [fs, req, ino](proto::FsWriteReply w) {
+    fs->NodeChanged(ino);  // its size and times in a listing are old now
+    fuse_reply_write(req, static_cast<size_t>(w.written));
+  });
 }
 
 void WorkspaceFs::Flush(fuse_req_t req, fuse_ino_t, fuse_file_info*) noexcept {
@@ -557,23 +603,33 @@ void WorkspaceFs::OpenDir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) no
   auto path = fs->nodes_.PathOf(ino);
   if (!path) return (void)fuse_reply_err(req, ESTALE);
   fuse_file_info info = *fi;
-  fs->Call(req, proto::FsOpendirRequest{std::move(*path)},
-           [fs, req, info](proto::FsOpendirReply o) mutable {
-             auto* d = new DirHandle{o.fh, {}};
-             {
-               std::lock_guard lock(fs->dirs_mu_);
-               fs->open_dirs_.insert(d);
-             }
-             info.fh = reinterpret_cast<uintptr_t>(d);
-             if (fuse_reply_open(req, &info) != 0) {
-               {
-                 std::lock_guard lock(fs->dirs_mu_);
-                 fs->open_dirs_.erase(d);
-               }
-               fs->o_.backend->Submit(proto::FsReleasedirRequest{o.fh}, [](proto::FsReply) {});
-               delete d;
-             }
-           });
+  auto reply_open = [fs, req, info](DirHandle* d) mutable {
+    {
+      std::lock_guard lock(fs->dirs_mu_);
+      fs->open_dirs_.insert(d);
+    }
+    info.fh = reinterpret_cast<uintptr_t>(d);
+    if (fuse_reply_open(req, &info) == 0) return;
+    {
+      std::lock_guard lock(fs->dirs_mu_);
+      fs->open_dirs_.erase(d);
+    }
+    if (d->remote_fh != 0) {
+      fs->o_.backend->Submit(proto::FsReleasedirRequest{d->remote_fh}, [](proto::FsReply) {});
+    }
+    delete d;
+  };
+  fs->listings_.Get(*path, [fs, req, p = *path, reply_open](
+                               int err, std::shared_ptr<const Entries> entries) mutable {
+    if (err != 0) return (void)fuse_reply_err(req, err);
+    if (entries) {
+      return reply_open(new DirHandle{p, 0, std::move(entries), {}, true});
+    }
+    // Too large for one LISTDIR: a remote handle, read page by page.
+    fs->Call(req, proto::FsOpendirRequest{p}, [p, reply_open](proto::FsOpendirReply o) mutable {
+      reply_open(new DirHandle{p, o.fh, nullptr, {}, false});
+    });
+  });
 }
 
 void WorkspaceFs::FetchDir(fuse_req_t req, fuse_ino_t ino, DirHandle* d, uint64_t cookie,
@@ -582,8 +638,10 @@ void WorkspaceFs::FetchDir(fuse_req_t req, fuse_ino_t ino, DirHandle* d, uint64_
   Call(req, r, [this, req, ino, d, size, plus](proto::FsReaddirReply rd) {
     bool more = !rd.eof && !rd.entries.empty();
     uint64_t next = rd.entries.empty() ? 0 : rd.entries.back().offset;
-    std::move(rd.entries.begin(), rd.entries.end(), std::back_inserter(d->entries));
+    std::move(rd.entries.begin(), rd.entries.end(), std::back_inserter(d->building));
     if (more) return FetchDir(req, ino, d, next, size, plus);
+    d->entries = std::make_shared<const Entries>(std::move(d->building));
+    d->building.clear();
     ServeDir(req, ino, d, size, 0, plus);
   });
 }
@@ -593,8 +651,9 @@ void WorkspaceFs::ServeDir(fuse_req_t req, fuse_ino_t ino, DirHandle* d, size_t 
   std::string buf(size, '\0');
   size_t used = 0;
   std::vector<fuse_ino_t> linked;
-  for (size_t i = static_cast<size_t>(off); i < d->entries.size(); ++i) {
-    const proto::FsDirEntry& de = d->entries[i];
+  const Entries& entries = d->entries ? *d->entries : d->building;
+  for (size_t i = static_cast<size_t>(off); i < entries.size(); ++i) {
+    const proto::FsDirEntry& de = entries[i];
     const char* name = de.name.c_str();
     bool dot = de.name == "." || de.name == "..";
     off_t next = static_cast<off_t>(i + 1);
@@ -631,11 +690,33 @@ void WorkspaceFs::ReadDirCommon(fuse_req_t req, fuse_ino_t ino, size_t size, off
   if (off < 0) return (void)fuse_reply_err(req, EINVAL);
   // From the start (opendir, rewinddir): a fresh listing. The kernel sends
   // one READDIR at a time per open directory, so `d` needs no lock.
-  if (off == 0) {
-    d->entries.clear();
-    return fs->FetchDir(req, ino, d, 0, size, plus);
+  if (off == 0 && d->fresh) {
+    d->fresh = false;
+  } else if (off == 0) {
+    return fs->RelistAndServe(req, ino, d, size, plus);
   }
   fs->ServeDir(req, ino, d, size, off, plus);
+}
+
+void WorkspaceFs::RelistAndServe(fuse_req_t req, fuse_ino_t ino, DirHandle* d, size_t size,
+                                 bool plus) {
+  d->entries.reset();
+  d->building.clear();
+  if (d->remote_fh != 0) return FetchDir(req, ino, d, 0, size, plus);
+  listings_.Invalidate(d->path);
+  listings_.Get(d->path, [this, req, ino, d, size, plus](int err,
+                                                          std::shared_ptr<const Entries> e) {
+    if (err != 0) return (void)fuse_reply_err(req, err);
+    if (e) {
+      d->entries = std::move(e);
+      return ServeDir(req, ino, d, size, 0, plus);
+    }
+    Call(req, proto::FsOpendirRequest{d->path}, [this, req, ino, d, size,
+                                                  plus](proto::FsOpendirReply o) {
+      d->remote_fh = o.fh;
+      FetchDir(req, ino, d, 0, size, plus);
+    });
+  });
 }
 
 void WorkspaceFs::ReadDir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -655,15 +736,33 @@ void WorkspaceFs::ReleaseDir(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) noe
     std::lock_guard lock(fs->dirs_mu_);
     fs->open_dirs_.erase(d);
   }
-  fs->o_.backend->Submit(proto::FsReleasedirRequest{d->remote_fh}, [](proto::FsReply) {});
+  if (d->remote_fh != 0) {
+    fs->o_.backend->Submit(proto::FsReleasedirRequest{d->remote_fh}, [](proto::FsReply) {});
+  }
   delete d;
   fuse_reply_err(req, 0);
 }
 
 void WorkspaceFs::FsyncDir(fuse_req_t req, fuse_ino_t, int datasync, fuse_file_info* fi) noexcept {
+  WorkspaceFs* fs = From(req);
   auto* d = reinterpret_cast<DirHandle*>(static_cast<uintptr_t>(fi->fh));
-  From(req)->Call(req, proto::FsFsyncRequest{d->remote_fh, datasync != 0},
-                  [req](proto::FsEmptyReply) { fuse_reply_err(req, 0); });
+  if (d->remote_fh != 0) {
+    return fs->Call(req, proto::FsFsyncRequest{d->remote_fh, datasync != 0},
+                    [req](proto::FsEmptyReply) { fuse_reply_err(req, 0); });
+  }
+  // Listed whole, so no remote handle: one just for the fsync.
+  fs->Call(req, proto::FsOpendirRequest{d->path}, [fs, req, datasync](proto::FsOpendirReply o) {
+    fs->CallOr(
+        proto::FsFsyncRequest{o.fh, datasync != 0},
+        [fs, req, fh = o.fh](proto::FsEmptyReply) {
+          fs->o_.backend->Submit(proto::FsReleasedirRequest{fh}, [](proto::FsReply) {});
+          fuse_reply_err(req, 0);
+        },
+        [fs, req, fh = o.fh](int err) {
+          fs->o_.backend->Submit(proto::FsReleasedirRequest{fh}, [](proto::FsReply) {});
+          fuse_reply_err(req, err);
+        });
+  });
 }
 
 void WorkspaceFs::StatFs(fuse_req_t req, fuse_ino_t ino) noexcept {
@@ -695,11 +794,15 @@ void WorkspaceFs::SetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, con
   if (size > proto::kFsMaxXattrSize) return (void)fuse_reply_err(req, E2BIG);
   proto::FsSetxattrRequest r{std::move(*path), name, std::string(value, size),
                              proto::XattrFlagsFromHost(flags)};
+  fs->nodes_.SetNoXattrs(ino, false);
   fs->Call(req, std::move(r), [req](proto::FsEmptyReply) { fuse_reply_err(req, 0); });
 }
 
 void WorkspaceFs::GetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) noexcept {
   WorkspaceFs* fs = From(req);
+  // `ls -l` asks two names per file, and the kernel asks security.capability
+  // before every write: for a file known to have none, no round trip.
+  if (fs->nodes_.NoXattrs(ino)) return (void)fuse_reply_err(req, ENODATA);
   auto path = fs->nodes_.PathOf(ino);
   if (!path) return (void)fuse_reply_err(req, ESTALE);
   proto::FsGetxattrRequest r{std::move(*path), name,
@@ -713,6 +816,10 @@ void WorkspaceFs::GetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, siz
 
 void WorkspaceFs::ListXattr(fuse_req_t req, fuse_ino_t ino, size_t size) noexcept {
   WorkspaceFs* fs = From(req);
+  if (fs->nodes_.NoXattrs(ino)) {
+    if (size == 0) return (void)fuse_reply_xattr(req, 0);
+    return (void)fuse_reply_buf(req, nullptr, 0);
+  }
   auto path = fs->nodes_.PathOf(ino);
   if (!path) return (void)fuse_reply_err(req, ESTALE);
   proto::FsListxattrRequest r{std::move(*path),

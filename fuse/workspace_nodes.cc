@@ -32,6 +32,13 @@ std::optional<std::string> NodeTable::PathOf(fuse_ino_t ino) const {
   return PathOfLocked(ino);
 }
 
+std::optional<std::string> NodeTable::ParentPathOf(fuse_ino_t ino) const {
+  std::lock_guard lock(mu_);
+  auto it = nodes_.find(ino);
+  if (it == nodes_.end() || it->second.detached || ino == FUSE_ROOT_ID) return std::nullopt;
+  return PathOfLocked(it->second.parent);
+}
+
 std::optional<std::string> NodeTable::ChildPath(fuse_ino_t parent, std::string_view name) const {
   std::lock_guard lock(mu_);
   auto path = PathOfLocked(parent);
@@ -156,6 +163,18 @@ std::optional<uint64_t> NodeTable::AnyHandle(fuse_ino_t ino) const {
   auto it = nodes_.find(ino);
   if (it == nodes_.end() || it->second.handles.empty()) return std::nullopt;
   return it->second.handles.back();
+}
+
+void NodeTable::SetNoXattrs(fuse_ino_t ino, bool none) {
+  std::lock_guard lock(mu_);
+  auto it = nodes_.find(ino);
+  if (it != nodes_.end()) it->second.no_xattrs = none;
+}
+
+bool NodeTable::NoXattrs(fuse_ino_t ino) const {
+  std::lock_guard lock(mu_);
+  auto it = nodes_.find(ino);
+  return it != nodes_.end() && it->second.no_xattrs;
 }
 
 void NodeTable::NoteNegative(fuse_ino_t parent, std::string_view name, Clock::time_point until) {

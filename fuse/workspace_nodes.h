@@ -47,6 +47,8 @@ class NodeTable {
 
   // The remote path of `ino`; nullopt for an unknown or detached node.
   std::optional<std::string> PathOf(fuse_ino_t ino) const;
+  // The remote path of `ino`'s directory.
+  std::optional<std::string> ParentPathOf(fuse_ino_t ino) const;
   // The remote path of `name` in directory `parent`.
   std::optional<std::string> ChildPath(fuse_ino_t parent, std::string_view name) const;
 
@@ -73,6 +75,11 @@ class NodeTable {
   void AddHandle(fuse_ino_t ino, uint64_t fh);
   void RemoveHandle(fuse_ino_t ino, uint64_t fh);
   std::optional<uint64_t> AnyHandle(fuse_ino_t ino) const;
+
+  // Whether `ino` was last seen without extended attributes (the agent's
+  // FsAttr.no_xattrs): xattr queries about it are then answered here.
+  void SetNoXattrs(fuse_ino_t ino, bool none);
+  bool NoXattrs(fuse_ino_t ino) const;
 
   // The kernel trusts `ino`'s attributes until `until`.
   void NoteFresh(fuse_ino_t ino, Clock::time_point until);
@@ -103,6 +110,7 @@ class NodeTable {
     uint64_t nlookup = 0;
     bool detached = false;
     bool dir = false;
+    bool no_xattrs = false;
     std::vector<uint64_t> handles;
     std::optional<ContentStamp> stamp;
     Clock::time_point fresh_until{};

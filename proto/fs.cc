@@ -42,7 +42,7 @@ const char* const kOpNames[] = {
     "GETATTR",  "OPENDIR",   "READDIR",     "RELEASEDIR", "OPEN",   "READ",   "WRITE",
     "FSYNC",    "RELEASE",   "MKDIR",       "MKNOD",      "UNLINK", "RMDIR",  "RENAME",
     "SYMLINK",  "READLINK",  "LINK",        "SETATTR",    "STATFS", "ACCESS", "GETXATTR",
-    "SETXATTR", "LISTXATTR", "REMOVEXATTR", "FALLOCATE",
+    "SETXATTR", "LISTXATTR", "REMOVEXATTR", "FALLOCATE", "LISTDIR",
 };
 static_assert(std::size(kOpNames) == std::variant_size_v<FsOpRequest>);
 
@@ -427,6 +427,10 @@ Status FsGetattrRequest::Check() const { return ExactlyOne(path.has_value(), fh.
 
 Status FsReaddirRequest::Check() const {
   if (auto s = NotAbove("offset", offset, kMaxOffset); !s) return s;
+  return NotAbove("max_bytes", max_bytes, kFsMaxReaddirBytes);
+}
+
+Status FsListdirRequest::Check() const {
   return NotAbove("max_bytes", max_bytes, kFsMaxReaddirBytes);
 }
 

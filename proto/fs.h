@@ -43,6 +43,7 @@ enum class FsOp : uint32_t {
   kListxattr = 23,
   kRemovexattr = 24,
   kFallocate = 25,
+  kListdir = 26,
 };
 
 // "GETATTR", ...; nullptr for a number that is no op.
@@ -637,6 +638,23 @@ struct FsFallocateRequest {
   bool operator==(const FsFallocateRequest&) const = default;
 };
 
+// A whole small directory in one round trip: opendir(path), entries as
+// READDIR gives them from the start up to `max_bytes` (0: the default),
+// closedir. `eof` false means there are more: use OPENDIR/READDIR for all.
+struct FsListdirRequest {
+  static constexpr FsOp kOp = FsOp::kListdir;
+  using Reply = FsReaddirReply;
+  std::string path;
+  uint32_t max_bytes = 0;
+  template <class S, class V>
+  static void Fields(S& s, V& v) {
+    v(1, "path", s.path, kRequired | kFsPath);
+    v(2, "max_bytes", s.max_bytes, kOptional);
+  }
+  Status Check() const;
+  bool operator==(const FsListdirRequest&) const = default;
+};
+
 // In op-number order: alternative I is op I + 1.
 using FsOpRequest =
     std::variant<FsGetattrRequest, FsOpendirRequest, FsReaddirRequest, FsReleasedirRequest,
@@ -644,7 +662,8 @@ using FsOpRequest =
                  FsMkdirRequest, FsMknodRequest, FsUnlinkRequest, FsRmdirRequest, FsRenameRequest,
                  FsSymlinkRequest, FsReadlinkRequest, FsLinkRequest, FsSetattrRequest,
                  FsStatfsRequest, FsAccessRequest, FsGetxattrRequest, FsSetxattrRequest,
-                 FsListxattrRequest, FsRemovexattrRequest, FsFallocateRequest>;
+                 FsListxattrRequest, FsRemovexattrRequest, FsFallocateRequest,
+                 FsListdirRequest>;
 
 FsOp OpOf(const FsOpRequest& r);
 

@@ -115,6 +115,10 @@ struct FsAttr {
   uint32_t mtime_nsec = 0;
   int64_t ctime = 0;
   uint32_t ctime_nsec = 0;
+  // The file has no extended attributes (or its filesystem none at all), so
+  // the peer may answer xattr queries about it without asking. False when
+  // unknown.
+  bool no_xattrs = false;
 
   template <class S, class V>
   static void Fields(S& s, V& v) {
@@ -133,6 +137,7 @@ struct FsAttr {
     v(13, "mtime_nsec", s.mtime_nsec, kOptional);
     v(14, "ctime", s.ctime, kOptional);
     v(15, "ctime_nsec", s.ctime_nsec, kOptional);
+    v(16, "no_xattrs", s.no_xattrs, kOptional);
   }
   bool operator==(const FsAttr&) const = default;
 };

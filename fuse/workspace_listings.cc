@@ -1,0 +1,174 @@
+// ListingCache. See workspace_listings.h.
+#include "fuse/workspace_listings.h"
+
+#include <sys/stat.h>
+
+#include <cerrno>
+
+namespace mproxy::fuse {
+namespace {
+
+// Read ahead: at most this many fetches at once, this many subdirectories
+// of one listing, and this many entries held in all.
+constexpr size_t kAheadParallel = 16;
+constexpr size_t kAheadPerListing = 256;
+constexpr size_t kMaxCachedEntries = 200000;
+
+std::string Join(const std::string& dir, std::string_view name) {
+  std::string p = dir;
+  if (p.empty() || p.back() != '/') p += '/';
+  p += name;
+  return p;
+}
+
+}  // namespace
+
+ListingCache::ListingCache(FsBackend* backend, std::chrono::milliseconds ttl)
+    : backend_(backend), ttl_(ttl) {}
+
+void ListingCache::Get(const std::string& path, Done done) {
+  std::shared_ptr<const Entries> hit;
+  std::vector<std::string> start;
+  {
+    std::lock_guard lock(mu_);
+    auto it = listings_.find(path);
+    if (it != listings_.end() && FreshLocked(it->second, Clock::now())) {
+      hit = it->second.entries;
+      QueueChildrenLocked(path, *hit);
+      start = TakeStartableLocked();
+    } else {
+      auto [f, created] = fetching_.try_emplace(path);
+      f->second.waiters.push_back(std::move(done));
+      if (f->second.ahead) {  // read ahead, now wanted: no longer counts as ahead
+        f->second.ahead = false;
+        if (ahead_running_ > 0) --ahead_running_;
+        start = TakeStartableLocked();
+      }
+      if (created) start.push_back(path);
+    }
+  }
+  if (hit) done(0, hit);
+  for (const auto& p : start) Start(p);
+}
+
+void ListingCache::Start(const std::string& path) {
+  uint64_t generation;
+  {
+    std::lock_guard lock(mu_);
+    generation = generation_;
+  }
+  proto::FsListdirRequest r{path, proto::kFsMaxReaddirBytes};
+  backend_->Submit(std::move(r), [this, path, generation](proto::FsReply reply) {
+    Finished(path, generation, std::move(reply));
+  });
+}
+
+void ListingCache::Finished(const std::string& path, uint64_t generation, proto::FsReply reply) {
+  auto parsed = proto::ParseFsReplyFor<proto::FsListdirRequest>(reply);
+  int err = 0;
+  std::shared_ptr<const Entries> entries;
+  if (!parsed) {
+    err = parsed.error().sys_errno() > 0 ? parsed.error().sys_errno() : EIO;
+  } else if (parsed->eof) {
+    entries = std::make_shared<const Entries>(std::move(parsed->entries));
+  }
+  std::vector<Done> waiters;
+  std::vector<std::string> start;
+  {
+    std::lock_guard lock(mu_);
+    bool ahead = false;
+    if (auto f = fetching_.find(path); f != fetching_.end()) {
+      waiters = std::move(f->second.waiters);
+      ahead = f->second.ahead;
+      fetching_.erase(f);
+    }
+    if (ahead && ahead_running_ > 0) --ahead_running_;
+    if (cached_entries_ >= kMaxCachedEntries / 2) SweepLocked();
+    if (entries && generation == generation_ && cached_entries_ < kMaxCachedEntries) {
+      Listing& l = listings_[path];
+      cached_entries_ -= l.entries ? l.entries->size() : 0;
+      l.entries = entries;
+      l.index.clear();
+      for (size_t i = 0; i < entries->size(); ++i) l.index.emplace((*entries)[i].name, i);
+      l.fetched = Clock::now();
+      cached_entries_ += entries->size();
+    }
+    // Someone listed this directory: its subdirectories are likely next.
+    if (entries && !waiters.empty()) QueueChildrenLocked(path, *entries);
+    start = TakeStartableLocked();
+  }
+  for (auto& w : waiters) w(err, entries);
+  for (const auto& p : start) Start(p);
+}
+
+void ListingCache::SweepLocked() {
+  auto now = Clock::now();
+  for (auto it = listings_.begin(); it != listings_.end();) {
+    if (FreshLocked(it->second, now)) {
+      ++it;
+      continue;
+    }
+    cached_entries_ -= it->second.entries->size();
+    it = listings_.erase(it);
+  }
+}
+
+void ListingCache::QueueChildrenLocked(const std::string& path, const Entries& entries) {
+  size_t n = 0;
+  for (const auto& e : entries) {
+    if (n >= kAheadPerListing) break;
+    if (!e.attr || !S_ISDIR(e.attr->mode) || e.name == "." || e.name == "..") continue;
+    std::string child = Join(path, e.name);
+    if (listings_.count(child) || fetching_.count(child) || queued_.count(child)) continue;
+    queued_.insert(child);
+    ahead_queue_.push_back(std::move(child));
+    ++n;
+  }
+}
+
+std::vector<std::string> ListingCache::TakeStartableLocked() {
+  std::vector<std::string> start;
+  while (ahead_running_ < kAheadParallel && !ahead_queue_.empty() &&
+         cached_entries_ < kMaxCachedEntries) {
+    std::string p = std::move(ahead_queue_.front());
+    ahead_queue_.pop_front();
+    queued_.erase(p);
+    if (listings_.count(p) || fetching_.count(p)) continue;
+    fetching_[p].ahead = true;
+    ++ahead_running_;
+    start.push_back(std::move(p));
+  }
+  return start;
+}
+
+std::optional<ListingCache::Answer> ListingCache::Lookup(const std::string& path,
+                                                         std::string_view name) {
+  std::lock_guard lock(mu_);
+  auto it = listings_.find(path);
+  if (it == listings_.end() || !FreshLocked(it->second, Clock::now())) return std::nullopt;
+  auto e = it->second.index.find(name);
+  if (e == it->second.index.end()) return Answer{};
+  const proto::FsDirEntry& entry = (*it->second.entries)[e->second];
+  if (!entry.attr) return std::nullopt;
+  return Answer{true, *entry.attr};
+}
+
+void ListingCache::Invalidate(const std::string& path) {
+  std::lock_guard lock(mu_);
+  ++generation_;
+  if (auto it = listings_.find(path); it != listings_.end()) {
+    cached_entries_ -= it->second.entries->size();
+    listings_.erase(it);
+  }
+}
+
+void ListingCache::Clear() {
+  std::lock_guard lock(mu_);
+  ++generation_;
+  listings_.clear();
+  ahead_queue_.clear();
+  queued_.clear();
+  cached_entries_ = 0;
+}
+
+}  // namespace mproxy::fuse

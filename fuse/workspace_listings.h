@@ -1,0 +1,84 @@
+// ListingCache: whole directory listings (LISTDIR) kept for a moment, so
+// opendir, readdir and lookups in a listed directory need no round trip, and
+// the subdirectories of a directory the program lists are fetched ahead in
+// parallel (find, ls -R and git walk a tree one directory at a time).
+#pragma once
+
+#include <chrono>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "fuse/workspace_fs.h"
+
+namespace mproxy::fuse {
+
+using Entries = std::vector<proto::FsDirEntry>;
+
+// Thread-safe (one leaf mutex; callbacks run outside it).
+class ListingCache {
+ public:
+  using Clock = std::chrono::steady_clock;
+  // The listing, or nullptr when the directory is too large for one LISTDIR
+  // (use OPENDIR/READDIR), or the error's errno.
+  using Done = std::function<void(int err, std::shared_ptr<const Entries>)>;
+
+  ListingCache(FsBackend* backend, std::chrono::milliseconds ttl);
+
+  // The listing of `path`: cached if fresh, else fetched (joining a fetch in
+  // flight). `done` may run before Get returns. Then the subdirectories are
+  // fetched ahead (a few at a time).
+  void Get(const std::string& path, Done done);
+
+  // What a fresh listing says of `name` in directory `path`: nullopt when
+  // there is none (ask the agent); an entry without attributes never comes
+  // back. found == false: the name does not exist.
+  struct Answer {
+    bool found = false;
+    proto::FsAttr attr;
+  };
+  std::optional<Answer> Lookup(const std::string& path, std::string_view name);
+
+  // `path` changed (something created, removed or changed in it).
+  void Invalidate(const std::string& path);
+  // Anything may have changed (a remote command ran, a rename moved a tree).
+  void Clear();
+
+ private:
+  struct Listing {
+    std::shared_ptr<const Entries> entries;
+    std::unordered_map<std::string_view, size_t> index;  // into *entries
+    Clock::time_point fetched;
+  };
+  struct Fetch {
+    std::vector<Done> waiters;
+    bool ahead = false;  // started by prefetch, nobody waits for it yet
+  };
+
+  void Start(const std::string& path);
+  void Finished(const std::string& path, uint64_t generation, proto::FsReply reply);
+  void SweepLocked();  // drops listings no longer fresh
+  void QueueChildrenLocked(const std::string& path, const Entries& entries);
+  std::vector<std::string> TakeStartableLocked();
+  bool FreshLocked(const Listing& l, Clock::time_point now) const { return now - l.fetched < ttl_; }
+
+  FsBackend* const backend_;
+  const std::chrono::milliseconds ttl_;
+  std::mutex mu_;
+  uint64_t generation_ = 0;  // bumped by Invalidate/Clear: older fetches are not kept
+  std::unordered_map<std::string, Listing> listings_;
+  std::unordered_map<std::string, Fetch> fetching_;
+  std::deque<std::string> ahead_queue_;
+  std::unordered_set<std::string> queued_;
+  size_t ahead_running_ = 0;
+  size_t cached_entries_ = 0;
+};
+
+}  // namespace mproxy::fuse

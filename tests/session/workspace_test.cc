@@ -1,0 +1,148 @@
+// The remote workspace as the program sees it: the working directory shows
+// the remote directory of the same path (FUSE, bound in the namespace), real
+// tools and the POSIX conformance suite work on it, and what remote commands
+// write is what the program reads next.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <filesystem>
+#include <fstream>
+
+#include "tests/e2e/e2e_util.h"
+#include "tests/session/session_fixture.h"
+
+namespace mproxy::session_test {
+namespace {
+
+// A directory with the same path on both sides: remotely (the sshd's
+// tmpfs) it holds `remote-only`, locally `local-only`. Returns its path.
+std::string MakeWorkspace(const SessionFixture& s) {
+  if (s.marker().empty()) s.SkipNow("the sshd has no remote-only directory here");
+  std::string dir = s.sshd().remote_dir() + "/ws-" + std::to_string(getpid());
+  std::filesystem::create_directories(dir);
+  REQUIRE(chmod(dir.c_str(), 0755) == 0);
+  std::ofstream(dir + "/local-only") << "local\n";
+  s.GiveToUser(dir + "/local-only");
+  s.GiveToUser(dir);
+  auto made = s.Remote("mkdir -p '" + dir + "' && echo remote >'" + dir + "/remote-only'");
+  INFO(made.err);
+  REQUIRE(made.Status() == "exit 0");
+  return dir;
+}
+
+std::string Quote(const std::string& s) { return "'" + s + "'"; }
+
+void WorkdirIsRemote(As as) {
+  SessionFixture s(as);
+  INFO(s.Diagnostics());
+  std::string dir = MakeWorkspace(s);
+  // Absolute paths (/bin/cat) and builtins stay local: they read the mount.
+  auto r = s.Bash(
+      "pwd; /bin/cat remote-only; [ -e local-only ] && echo local-only visible\n"
+      "read -r line <remote-only && echo \"read: $line\"\n"
+      "/usr/bin/stat -c '%u %a' remote-only\n"
+      "echo made-locally >new; cat new\n",  // cat runs remotely
+      {"-w", dir});
+  CHECK(r.Status() == "exit 0");
+  CHECK(r.err == "");
+  CHECK(r.out == dir + "\nremote\nread: remote\n" + std::to_string(s.uid()) + " 644\nmade-locally\n");
+  // Outside the session the local directory is untouched.
+  CHECK(std::filesystem::exists(dir + "/local-only"));
+  CHECK(!std::filesystem::exists(dir + "/remote-only"));
+  CHECK(!std::filesystem::exists(dir + "/new"));
+  CHECK(s.Remote("cat " + Quote(dir + "/new")).out == "made-locally\n");
+
+  // --no-workspace: the program sees the local directory.
+  auto local = s.Bash("/bin/ls", {"-w", dir, "--no-workspace"});
+  CHECK(local.Status() == "exit 0");
+  CHECK(local.out == "local-only\n");
+}
+SESSION_TEST_CASE("the working directory shows the remote directory of the same path, "
+                  "only inside the session",
+                  WorkdirIsRemote)
+
+void MissingRemoteDirectory(As as) {
+  SessionFixture s(as);
+  INFO(s.Diagnostics());
+  if (s.marker().empty()) s.SkipNow("the sshd has no remote-only directory here");
+  // Under the remote-only tmpfs: it exists here, not there.
+  std::string dir = s.sshd().remote_dir() + "/absent-" + std::to_string(getpid());
+  std::filesystem::create_directories(dir);
+  s.GiveToUser(dir);
+  auto r = s.Bash("echo should-not-run", {"-w", dir});
+  CHECK(r.Status() == "exit 255");
+  CHECK(r.out == "");
+  CHECK(r.err == "mproxy: workspace: " + s.target() + " has no directory " + dir +
+                     " (the working directory shows the remote directory of the same path: "
+                     "choose another with -w or -v, or pass --no-workspace)\n");
+  auto v = s.Bash("echo should-not-run", {"-v", dir + ":/no/such/remote/dir"});
+  CHECK(v.Status() == "exit 255");
+  CHECK(v.err.find("has no directory /no/such/remote/dir") != std::string::npos);
+}
+SESSION_TEST_CASE("a missing remote directory is a clear error", MissingRemoteDirectory)
+
+void Conformance(As as) {
+  SessionFixture s(as);
+  INFO(s.Diagnostics());
+  std::string dir = MakeWorkspace(s);
+  auto r = s.Bash(std::string(MPROXY_WS_CONFORMANCE) + " .", {"-w", dir});
+  INFO(r.out);
+  CHECK(r.err == "");
+  CHECK(r.out.find("FAIL") == std::string::npos);
+  CHECK(r.Status() == "exit 0");
+}
+SESSION_TEST_CASE("the POSIX conformance suite passes on the workspace", Conformance)
+
+void RealTools(As as) {
+  SessionFixture s(as);
+  INFO(s.Diagnostics());
+  std::string dir = MakeWorkspace(s);
+  // Absolute tool paths, so git, tar, cp, sqlite3 and python run locally on
+  // the mount rather than remotely.
+  auto r = s.Bash("PATH=/usr/bin:/bin " + std::string(MPROXY_WS_REAL_TOOLS) + " .",
+                  {"-w", dir});
+  INFO(r.out);
+  INFO(r.err);
+  CHECK(r.out.find("FAIL") == std::string::npos);
+  CHECK(r.out.find("ok git.commit") != std::string::npos);
+  CHECK(r.out.find("ok tar.compare") != std::string::npos);
+  CHECK(r.out.find("ok cp.compare") != std::string::npos);
+  CHECK(r.out.find("ok python.editor_save") != std::string::npos);
+  CHECK(r.Status() == "exit 0");
+}
+SESSION_TEST_CASE("git, tar, cp -a, sqlite, python and an editor-style save work on the workspace",
+                  RealTools)
+
+// Whatever the kernel cached before a remote command ran, the next local
+// access sees what the command did.
+void RemoteThenLocal(As as) {
+  SessionFixture s(as);
+  INFO(s.Diagnostics());
+  std::string dir = MakeWorkspace(s);
+  auto r = s.Bash(
+      "C=/bin/cat\n"
+      "printf one >f; $C f; echo\n"
+      "sh -c 'printf two >f'; $C f; echo\n"                 // rewritten remotely
+      "sh -c 'printf three >>f'; $C f; echo\n"              // appended remotely
+      "[ -e built ] || echo absent\n"                      // a negative entry
+      "sh -c 'echo built >built' && $C built\n"             // make && cat out
+      "$C gone 2>/dev/null; echo x >gone; sh -c 'rm gone'\n"
+      "[ -e gone ] && echo still || echo removed\n"
+      "echo again >gone && $C gone\n"                       // created anew locally
+      "sh -c 'mv built renamed'; /bin/ls\n"
+      "echo local >l; cat l\n"                              // local write, remote read
+      "/bin/mkdir d && cd d && sh -c 'true' && /bin/pwd && /usr/bin/git init -q . && echo git-ok\n",
+      {"-w", dir});
+  CHECK(r.err == "");
+  CHECK(r.out ==
+        "one\ntwo\ntwothree\nabsent\nbuilt\nremoved\nagain\nf\ngone\nremote-only\nrenamed\n"
+        "local\n" +
+            dir + "/d\ngit-ok\n");
+  CHECK(r.Status() == "exit 0");
+}
+SESSION_TEST_CASE("what a remote command writes is what the program reads next, and back",
+                  RemoteThenLocal)
+
+}  // namespace
+}  // namespace mproxy::session_test
