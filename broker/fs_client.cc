@@ -3,9 +3,12 @@
 
 #include <cerrno>
 
+#include "broker/logging.h"
+
 namespace mproxy::broker {
 
-FsClient::FsClient(uv_loop_t* loop, AgentLink* link) : loop_(loop), link_(link) {
+FsClient::FsClient(uv_loop_t* loop, AgentLink* link)
+    : loop_(loop), link_(link), log_(Log("fuse")) {
   async_ = new uv_async_t;
   uv_async_init(loop_, async_, &FsClient::OnAsync);
   async_->data = this;
@@ -39,6 +42,13 @@ void FsClient::SendQueued() {
   }
   for (auto& p : batch) {
     proto::FsRequest wire = proto::MakeFsRequest(0, p.request);
+    if (log_->should_log(spdlog::level::trace)) {
+      const char* name = proto::FsOpName(wire.op);
+      auto path = wire.fields.find(1);
+      const std::string* arg =
+          path != wire.fields.end() ? std::get_if<std::string>(&path->second) : nullptr;
+      log_->trace("file operation {} {}", name != nullptr ? name : "?", arg != nullptr ? *arg : "");
+    }
     link_->SendFs(std::move(wire), [open = open_, done = std::move(p.done)](proto::FsReply r) {
       if (*open) done(std::move(r));
     });

@@ -40,6 +40,7 @@ class FsClient : public fuse::FsBackend {
 
   uv_loop_t* loop_;
   AgentLink* link_;
+  std::shared_ptr<spdlog::logger> log_;
   uv_async_t* async_ = nullptr;  // freed in its close callback
   // Bumped by Close(): replies to requests sent before are dropped.
   std::shared_ptr<bool> open_ = std::make_shared<bool>(true);

@@ -8,6 +8,8 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <limits.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
@@ -92,9 +94,12 @@ class WorkspaceFs {
                   const proto::FsAttr& attr);
   fuse_entry_param EntryFor(fuse_ino_t parent, const std::string& name, const proto::FsAttr& attr);
   void QueueAttrInvalidation(fuse_ino_t ino);
-  // A change inside directory `dir` (a node) / to the node `ino`: listings
-  // that show it are dropped.
-  void DirChanged(fuse_ino_t dir);
+  // What this session changed, told to the listing cache: an entry made or
+  // changed with known attributes, one removed, a node changed in a way only
+  // the agent knows (a write).
+  void EntryKnown(fuse_ino_t parent, const std::string& name, const proto::FsAttr& attr);
+  void EntryGone(fuse_ino_t parent, const std::string& name);
+  void NodeKnown(fuse_ino_t ino, const proto::FsAttr& attr);
   void NodeChanged(fuse_ino_t ino);
   void RelistAndServe(fuse_req_t req, fuse_ino_t ino, DirHandle* d, size_t size, bool plus);
   void FetchDir(fuse_req_t req, fuse_ino_t ino, DirHandle* d, uint64_t cookie, size_t size,
@@ -237,12 +242,31 @@ void WorkspaceFs::QueueAttrInvalidation(fuse_ino_t ino) {
   if (FuseSession* s = session_.load()) s->InvalidateAttributes(ino);
 }
 
-void WorkspaceFs::DirChanged(fuse_ino_t dir) {
-  if (auto path = nodes_.PathOf(dir)) listings_.Invalidate(*path);
+void WorkspaceFs::EntryKnown(fuse_ino_t parent, const std::string& name,
+                             const proto::FsAttr& attr) {
+  auto dir = nodes_.PathOf(parent);
+  if (!dir) return;
+  listings_.Upsert(*dir, name, attr);
+  // A directory this session just made is empty: lookups in it stay local.
+  if (S_ISDIR(attr.mode)) {
+    std::string child = *dir + (dir->back() == '/' ? "" : "/") + name;
+    if (attr.nlink <= 2) listings_.SeedEmpty(child, attr, nodes_.RemoteIno(parent));
+  }
+}
+
+void WorkspaceFs::EntryGone(fuse_ino_t parent, const std::string& name) {
+  auto dir = nodes_.PathOf(parent);
+  if (!dir) return;
+  listings_.Remove(*dir, name);
+  listings_.Invalidate(*dir + (dir->back() == '/' ? "" : "/") + name);
+}
+
+void WorkspaceFs::NodeKnown(fuse_ino_t ino, const proto::FsAttr& attr) {
+  if (auto where = nodes_.Where(ino)) listings_.Upsert(where->first, where->second, attr);
 }
 
 void WorkspaceFs::NodeChanged(fuse_ino_t ino) {
-  if (auto path = nodes_.ParentPathOf(ino)) listings_.Invalidate(*path);
+  if (auto where = nodes_.Where(ino)) listings_.ForgetAttr(where->first, where->second);
 }
 
 void WorkspaceFs::Revalidate(std::function<void()> done) {
@@ -296,7 +320,8 @@ void WorkspaceFs::Lookup(fuse_req_t req, fuse_ino_t parent, const char* name) no
   WorkspaceFs* fs = From(req);
   auto dir = fs->nodes_.PathOf(parent);
   if (!dir) return (void)fuse_reply_err(req, ESTALE);
-  if (auto known = fs->listings_.Lookup(*dir, name)) {
+  // A name too long for the remote filesystem is its error to give.
+  if (auto known = strlen(name) <= NAME_MAX ? fs->listings_.Lookup(*dir, name) : std::nullopt) {
     if (known->found) return fs->ReplyEntry(req, parent, name, known->attr);
     fuse_entry_param e{};
     e.entry_timeout = Seconds(fs->o_.negative_timeout);
@@ -336,7 +361,8 @@ void WorkspaceFs::ForgetMulti(fuse_req_t req, size_t count, fuse_forget_data* fo
 void WorkspaceFs::GetAttr(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept {
   WorkspaceFs* fs = From(req);
   proto::FsGetattrRequest r;
-  if (fi != nullptr) {
+  // A directory's fi->fh is a DirHandle here, not a remote handle.
+  if (fi != nullptr && !fs->nodes_.IsDir(ino)) {
     r.fh = fi->fh;
   } else if (r.path = fs->nodes_.PathOf(ino); !r.path) {
     r.fh = fs->nodes_.AnyHandle(ino);  // unlinked, but open
@@ -355,7 +381,7 @@ void WorkspaceFs::SetAttr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int
                           fuse_file_info* fi) noexcept {
   WorkspaceFs* fs = From(req);
   proto::FsSetattrRequest r;
-  if (fi != nullptr) {
+  if (fi != nullptr && !fs->nodes_.IsDir(ino)) {
     r.fh = fi->fh;
   } else {
     r.path = fs->nodes_.PathOf(ino);
@@ -381,7 +407,7 @@ void WorkspaceFs::SetAttr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int
     r.mtime_nsec = static_cast<uint32_t>(attr->st_mtim.tv_nsec);
   }
   fs->Call(req, std::move(r), [fs, req, ino](proto::FsAttrReply a) {
-    fs->NodeChanged(ino);
+    fs->NodeKnown(ino, a.attr);
     fs->nodes_.UpdateStamp(ino, StampOf(a.attr));
     fs->nodes_.SetNoXattrs(ino, a.attr.no_xattrs);
     fs->nodes_.NoteFresh(ino, Clock::now() + fs->o_.attr_timeout);
@@ -413,7 +439,7 @@ void WorkspaceFs::EntryOp(fuse_req_t req, fuse_ino_t parent, const char* name,
                            if (auto s = proto::ParseFsReply(proto::FsOp::kMkdir, reply, &a); !s) {
                              return (void)fuse_reply_err(req, ErrnoOf(s.error()));
                            }
-                           fs->DirChanged(parent);
+                           fs->EntryKnown(parent, n, a.attr);
                            fs->ReplyEntry(req, parent, n, a.attr);
                          });
 }
@@ -457,7 +483,7 @@ void WorkspaceFs::Unlink(fuse_req_t req, fuse_ino_t parent, const char* name) no
   if (!path) return (void)fuse_reply_err(req, ESTALE);
   fs->Call(req, proto::FsUnlinkRequest{std::move(*path)},
            [fs, req, parent, n = std::string(name)](proto::FsEmptyReply) {
-             fs->DirChanged(parent);
+             fs->EntryGone(parent, n);
              fs->nodes_.Unlinked(parent, n);
              fuse_reply_err(req, 0);
            });
@@ -469,7 +495,7 @@ void WorkspaceFs::RmDir(fuse_req_t req, fuse_ino_t parent, const char* name) noe
   if (!path) return (void)fuse_reply_err(req, ESTALE);
   fs->Call(req, proto::FsRmdirRequest{std::move(*path)},
            [fs, req, parent, n = std::string(name)](proto::FsEmptyReply) {
-             fs->DirChanged(parent);
+             fs->EntryGone(parent, n);
              fs->nodes_.Unlinked(parent, n);
              fuse_reply_err(req, 0);
            });
@@ -505,7 +531,7 @@ void WorkspaceFs::Link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
              // The old name's link count changed too.
              fs->QueueAttrInvalidation(ino);
              fs->NodeChanged(ino);
-             fs->DirChanged(newparent);
+             fs->EntryKnown(newparent, n, a.attr);
              fs->ReplyEntry(req, newparent, n, a.attr);
            });
 }
@@ -544,7 +570,7 @@ void WorkspaceFs::Create(fuse_req_t req, fuse_ino_t parent, const char* name, mo
   fs->Call(req, std::move(r),
            [fs, req, parent, n = std::string(name), info](proto::FsOpenReply o) mutable {
              info.fh = o.fh;
-             fs->DirChanged(parent);
+             fs->EntryKnown(parent, n, o.attr);
              fuse_entry_param e = fs->EntryFor(parent, n, o.attr);
              if (e.ino == 0) {
                fs->o_.backend->Submit(proto::FsReleaseRequest{o.fh}, [](proto::FsReply) {});
@@ -795,7 +821,10 @@ void WorkspaceFs::SetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, con
   proto::FsSetxattrRequest r{std::move(*path), name, std::string(value, size),
                              proto::XattrFlagsFromHost(flags)};
   fs->nodes_.SetNoXattrs(ino, false);
-  fs->Call(req, std::move(r), [req](proto::FsEmptyReply) { fuse_reply_err(req, 0); });
+  fs->Call(req, std::move(r), [fs, req, ino](proto::FsEmptyReply) {
+    fs->NodeChanged(ino);  // an ACL changes the mode too
+    fuse_reply_err(req, 0);
+  });
 }
 
 void WorkspaceFs::GetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) noexcept {
@@ -836,7 +865,10 @@ void WorkspaceFs::RemoveXattr(fuse_req_t req, fuse_ino_t ino, const char* name) 
   auto path = fs->nodes_.PathOf(ino);
   if (!path) return (void)fuse_reply_err(req, ESTALE);
   fs->Call(req, proto::FsRemovexattrRequest{std::move(*path), name},
-           [req](proto::FsEmptyReply) { fuse_reply_err(req, 0); });
+           [fs, req, ino](proto::FsEmptyReply) {
+             fs->NodeChanged(ino);
+             fuse_reply_err(req, 0);
+           });
 }
 
 void WorkspaceFs::Access(fuse_req_t req, fuse_ino_t ino, int mask) noexcept {
@@ -916,7 +948,10 @@ Result<std::unique_ptr<Workspace>> Workspace::Mount(WorkspaceOptions options) {
   // not carry one.
   std::string fsname = "mproxy:" + o.remote_root;
   std::replace_if(fsname.begin(), fsname.end(), [](char c) { return c == ',' || c == '\\'; }, '_');
-  so.mount_options = {"default_permissions", "nosuid", "nodev", "fsname=" + fsname,
+  // No default_permissions: the remote host decides who may do what (as the
+  // agent's user), and the kernel needs no fresh attributes of a directory
+  // before each create in it.
+  so.mount_options = {"nosuid", "nodev", "fsname=" + fsname,
                       "subtype=mproxy"};
   so.threads = o.threads;
   so.logger = o.logger;

@@ -66,11 +66,11 @@ void ListingCache::Start(const std::string& path) {
 void ListingCache::Finished(const std::string& path, uint64_t generation, proto::FsReply reply) {
   auto parsed = proto::ParseFsReplyFor<proto::FsListdirRequest>(reply);
   int err = 0;
-  std::shared_ptr<const Entries> entries;
+  std::shared_ptr<Entries> entries;
   if (!parsed) {
     err = parsed.error().sys_errno() > 0 ? parsed.error().sys_errno() : EIO;
   } else if (parsed->eof) {
-    entries = std::make_shared<const Entries>(std::move(parsed->entries));
+    entries = std::make_shared<Entries>(std::move(parsed->entries));
   }
   std::vector<Done> waiters;
   std::vector<std::string> start;
@@ -85,20 +85,101 @@ void ListingCache::Finished(const std::string& path, uint64_t generation, proto:
     if (ahead && ahead_running_ > 0) --ahead_running_;
     if (cached_entries_ >= kMaxCachedEntries / 2) SweepLocked();
     if (entries && generation == generation_ && cached_entries_ < kMaxCachedEntries) {
-      Listing& l = listings_[path];
-      cached_entries_ -= l.entries ? l.entries->size() : 0;
-      l.entries = entries;
-      l.index.clear();
-      for (size_t i = 0; i < entries->size(); ++i) l.index.emplace((*entries)[i].name, i);
-      l.fetched = Clock::now();
-      cached_entries_ += entries->size();
+      StoreLocked(path, entries);
     }
     // Someone listed this directory: its subdirectories are likely next.
     if (entries && !waiters.empty()) QueueChildrenLocked(path, *entries);
     start = TakeStartableLocked();
   }
-  for (auto& w : waiters) w(err, entries);
+  // Waiters get their own copy when the cache may change the stored one.
+  std::shared_ptr<const Entries> shared = entries;
+  for (auto& w : waiters) w(err, shared);
   for (const auto& p : start) Start(p);
+}
+
+void ListingCache::StoreLocked(const std::string& path, std::shared_ptr<Entries> entries) {
+  Listing& l = listings_[path];
+  cached_entries_ -= l.entries ? l.entries->size() : 0;
+  l.entries = std::move(entries);
+  l.index.clear();
+  for (size_t i = 0; i < l.entries->size(); ++i) l.index.emplace((*l.entries)[i].name, i);
+  l.fetched = Clock::now();
+  cached_entries_ += l.entries->size();
+}
+
+ListingCache::Listing* ListingCache::WritableLocked(const std::string& path) {
+  auto it = listings_.find(path);
+  if (it == listings_.end()) return nullptr;
+  if (!FreshLocked(it->second, Clock::now())) {
+    cached_entries_ -= it->second.entries->size();
+    listings_.erase(it);
+    return nullptr;
+  }
+  Listing& l = it->second;
+  if (l.entries.use_count() > 1) l.entries = std::make_shared<Entries>(*l.entries);
+  return &l;
+}
+
+void ListingCache::Upsert(const std::string& path, const std::string& name,
+                          const proto::FsAttr& attr) {
+  std::lock_guard lock(mu_);
+  ++generation_;  // a fetch in flight may predate the change
+  Listing* l = WritableLocked(path);
+  if (l == nullptr) return;
+  if (auto i = l->index.find(name); i != l->index.end()) {
+    proto::FsDirEntry& e = (*l->entries)[i->second];
+    e.attr = attr;
+    e.ino = attr.ino;
+    e.type = attr.mode & S_IFMT;
+    return;
+  }
+  proto::FsDirEntry e;
+  e.name = name;
+  e.ino = attr.ino;
+  e.type = attr.mode & S_IFMT;
+  e.attr = attr;
+  l->index.emplace(name, l->entries->size());
+  l->entries->push_back(std::move(e));
+  ++cached_entries_;
+}
+
+void ListingCache::Remove(const std::string& path, const std::string& name) {
+  std::lock_guard lock(mu_);
+  ++generation_;
+  Listing* l = WritableLocked(path);
+  if (l == nullptr) return;
+  auto i = l->index.find(name);
+  if (i == l->index.end()) return;
+  size_t at = i->second;
+  l->entries->erase(l->entries->begin() + static_cast<ptrdiff_t>(at));
+  l->index.erase(i);
+  for (auto& [n, idx] : l->index) {
+    if (idx > at) --idx;
+  }
+  --cached_entries_;
+}
+
+void ListingCache::ForgetAttr(const std::string& path, const std::string& name) {
+  std::lock_guard lock(mu_);
+  ++generation_;
+  Listing* l = WritableLocked(path);
+  if (l == nullptr) return;
+  if (auto i = l->index.find(name); i != l->index.end()) (*l->entries)[i->second].attr.reset();
+}
+
+void ListingCache::SeedEmpty(const std::string& path, const proto::FsAttr& attr,
+                             uint64_t parent_ino) {
+  std::lock_guard lock(mu_);
+  ++generation_;
+  if (cached_entries_ >= kMaxCachedEntries) return;
+  auto entries = std::make_shared<Entries>(2);
+  (*entries)[0].name = ".";
+  (*entries)[0].attr = attr;
+  (*entries)[1].name = "..";
+  for (auto& e : *entries) e.type = S_IFDIR;
+  (*entries)[0].ino = attr.ino;
+  (*entries)[1].ino = parent_ino != 0 ? parent_ino : 1;  // readdir(3) skips inode 0
+  StoreLocked(path, std::move(entries));
 }
 
 void ListingCache::SweepLocked() {
@@ -146,7 +227,7 @@ std::optional<ListingCache::Answer> ListingCache::Lookup(const std::string& path
   std::lock_guard lock(mu_);
   auto it = listings_.find(path);
   if (it == listings_.end() || !FreshLocked(it->second, Clock::now())) return std::nullopt;
-  auto e = it->second.index.find(name);
+  auto e = it->second.index.find(std::string(name));
   if (e == it->second.index.end()) return Answer{};
   const proto::FsDirEntry& entry = (*it->second.entries)[e->second];
   if (!entry.attr) return std::nullopt;

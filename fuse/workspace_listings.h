@@ -46,17 +46,31 @@ class ListingCache {
   };
   std::optional<Answer> Lookup(const std::string& path, std::string_view name);
 
-  // `path` changed (something created, removed or changed in it).
+  // `path` changed in a way not described below: its listing goes.
   void Invalidate(const std::string& path);
+  // This session changed `name` in directory `path` and knows the result: a
+  // fresh listing is updated instead of dropped, so the next lookups stay
+  // local (tar, cp and git create many files in a row).
+  void Upsert(const std::string& path, const std::string& name, const proto::FsAttr& attr);
+  void Remove(const std::string& path, const std::string& name);
+  // `name`'s attributes changed in a way not known here (a write).
+  void ForgetAttr(const std::string& path, const std::string& name);
+  // `path` was just made by this session: it is empty.
+  // `parent_ino` is the remote inode number ".." shows.
+  void SeedEmpty(const std::string& path, const proto::FsAttr& attr, uint64_t parent_ino);
   // Anything may have changed (a remote command ran, a rename moved a tree).
   void Clear();
 
  private:
   struct Listing {
-    std::shared_ptr<const Entries> entries;
-    std::unordered_map<std::string_view, size_t> index;  // into *entries
+    // Copied before a change while an open directory still shares it.
+    std::shared_ptr<Entries> entries;
+    std::unordered_map<std::string, size_t> index;  // into *entries
     Clock::time_point fetched;
   };
+  // The fresh listing of `path` ready to change, or nullptr.
+  Listing* WritableLocked(const std::string& path);
+  void StoreLocked(const std::string& path, std::shared_ptr<Entries> entries);
   struct Fetch {
     std::vector<Done> waiters;
     bool ahead = false;  // started by prefetch, nobody waits for it yet

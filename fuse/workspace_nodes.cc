@@ -32,11 +32,13 @@ std::optional<std::string> NodeTable::PathOf(fuse_ino_t ino) const {
   return PathOfLocked(ino);
 }
 
-std::optional<std::string> NodeTable::ParentPathOf(fuse_ino_t ino) const {
+std::optional<std::pair<std::string, std::string>> NodeTable::Where(fuse_ino_t ino) const {
   std::lock_guard lock(mu_);
   auto it = nodes_.find(ino);
   if (it == nodes_.end() || it->second.detached || ino == FUSE_ROOT_ID) return std::nullopt;
-  return PathOfLocked(it->second.parent);
+  auto dir = PathOfLocked(it->second.parent);
+  if (!dir) return std::nullopt;
+  return std::pair{std::move(*dir), it->second.name};
 }
 
 std::optional<std::string> NodeTable::ChildPath(fuse_ino_t parent, std::string_view name) const {
@@ -142,6 +144,19 @@ void NodeTable::Renamed(fuse_ino_t parent, std::string_view name, fuse_ino_t new
       DetachLocked(*dst);
     }
   }
+}
+
+bool NodeTable::IsDir(fuse_ino_t ino) const {
+  if (ino == FUSE_ROOT_ID) return true;
+  std::lock_guard lock(mu_);
+  auto it = nodes_.find(ino);
+  return it != nodes_.end() && it->second.dir;
+}
+
+uint64_t NodeTable::RemoteIno(fuse_ino_t ino) const {
+  std::lock_guard lock(mu_);
+  auto it = nodes_.find(ino);
+  return it != nodes_.end() && it->second.stamp ? it->second.stamp->remote_ino : 0;
 }
 
 void NodeTable::AddHandle(fuse_ino_t ino, uint64_t fh) {

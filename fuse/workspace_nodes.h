@@ -47,8 +47,8 @@ class NodeTable {
 
   // The remote path of `ino`; nullopt for an unknown or detached node.
   std::optional<std::string> PathOf(fuse_ino_t ino) const;
-  // The remote path of `ino`'s directory.
-  std::optional<std::string> ParentPathOf(fuse_ino_t ino) const;
+  // The remote path of `ino`'s directory, and its name there.
+  std::optional<std::pair<std::string, std::string>> Where(fuse_ino_t ino) const;
   // The remote path of `name` in directory `parent`.
   std::optional<std::string> ChildPath(fuse_ino_t parent, std::string_view name) const;
 
@@ -70,6 +70,12 @@ class NodeTable {
 
   // The kernel was told `name` in `parent` does not exist, until `until`.
   void NoteNegative(fuse_ino_t parent, std::string_view name, Clock::time_point until);
+  // Whether `ino` is a directory (the root is).
+  bool IsDir(fuse_ino_t ino) const;
+
+  // The remote inode number last seen for `ino` (0: unknown).
+  uint64_t RemoteIno(fuse_ino_t ino) const;
+
   // Remote file handles open on `ino`: a detached node is reached through
   // one (fstat of an unlinked open file has no path to go by).
   void AddHandle(fuse_ino_t ino, uint64_t fh);

@@ -596,6 +596,30 @@ FS_TEST("a 1000-entry directory lists completely over several READDIR pages") {
   CHECK(Errno(FsReleasedirRequest{dh}) == EBADF);
   CHECK(Errno(FsOpendirRequest{Path("missing")}) == ENOENT);
   CHECK(Errno(FsOpendirRequest{Path("big/a-link")}) == ENOENT);  // dangling symlink
+
+  // LISTDIR: one round trip, the same entries, eof only when all fit.
+  FsReaddirReply whole = Ok(FsListdirRequest{Path("big"), kFsMaxReaddirBytes});
+  if (whole.eof) {
+    CHECK(whole.entries.size() == all.size());
+  } else {
+    CHECK(whole.entries.size() < all.size());
+  }
+  FsReaddirReply part = Ok(FsListdirRequest{Path("big"), 8192});
+  CHECK_FALSE(part.eof);  // 8 KiB holds a few of these entries, not 1004
+  CHECK(part.entries.size() < 40);
+  for (size_t i = 0; i < whole.entries.size(); ++i) CHECK(whole.entries[i].name == all[i].name);
+  REQUIRE(mkdir(Path("small").c_str(), 0755) == 0);
+  WriteLocal(Path("small/one"), "1");
+  FsReaddirReply small = Ok(FsListdirRequest{Path("small"), 0});
+  CHECK(small.eof);
+  std::set<std::string> names;
+  for (const FsDirEntry& e : small.entries) {
+    names.insert(e.name);
+    CHECK(e.attr.has_value());
+  }
+  CHECK(names == std::set<std::string>{".", "..", "one"});
+  CHECK(Errno(FsListdirRequest{Path("missing"), 0}) == ENOENT);
+  CHECK(Errno(FsListdirRequest{Path("small/one"), 0}) == ENOTDIR);
 }
 
 FS_TEST("an empty directory reads as . and .. with eof") {

@@ -155,6 +155,7 @@ std::vector<FsOpRequest> SampleFsRequests() {
   out.push_back(FsRemovexattrRequest{"/w/file", "user.k"});
   out.push_back(
       FsFallocateRequest{8, FsFallocateFlag::kKeepSize | FsFallocateFlag::kPunchHole, 4096, 8192});
+  out.push_back(FsListdirRequest{"/w/dir", 65536});
   return out;
 }
 
