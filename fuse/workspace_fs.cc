@@ -41,6 +41,9 @@ int ErrnoOf(const Error& e) { return e.sys_errno() > 0 ? e.sys_errno() : EIO; }
 // How long a directory listing serves opendir, readdir and lookups. Local
 // changes drop it at once, remote commands' exits too.
 constexpr std::chrono::milliseconds kListingTtl{2000};
+// A lookup in a directory no larger than this (st_size: about a thousand
+// entries on ext4, a few thousand on tmpfs) lists it whole.
+constexpr uint64_t kListOnLookupMaxDirSize = 64 * 1024;
 
 // An open directory: the whole listing (from the ListingCache at opendir,
 // or read through a remote handle for a directory too large for one
@@ -94,6 +97,9 @@ class WorkspaceFs {
                   const proto::FsAttr& attr);
   fuse_entry_param EntryFor(fuse_ino_t parent, const std::string& name, const proto::FsAttr& attr);
   void QueueAttrInvalidation(fuse_ino_t ino);
+  void ReplyNegative(fuse_req_t req, fuse_ino_t parent, const std::string& name);
+  void LookupRemote(fuse_req_t req, fuse_ino_t parent, const std::string& dir,
+                    const std::string& name);
   // What this session changed, told to the listing cache: an entry made or
   // changed with known attributes, one removed, a node changed in a way only
   // the agent knows (a write).
@@ -316,35 +322,54 @@ void WorkspaceFs::Init(void* userdata, fuse_conn_info* conn) noexcept {
                   conn->capable, conn->want);
 }
 
+void WorkspaceFs::ReplyNegative(fuse_req_t req, fuse_ino_t parent, const std::string& name) {
+  if (o_.negative_timeout.count() == 0) return (void)fuse_reply_err(req, ENOENT);
+  fuse_entry_param e{};  // ino 0: "does not exist", cached this long
+  e.entry_timeout = Seconds(o_.negative_timeout);
+  nodes_.NoteNegative(parent, name, Clock::now() + o_.negative_timeout);
+  fuse_reply_entry(req, &e);
+}
+
+void WorkspaceFs::LookupRemote(fuse_req_t req, fuse_ino_t parent, const std::string& dir,
+                               const std::string& name) {
+  proto::FsGetattrRequest r;
+  r.path = dir + (dir.back() == '/' ? "" : "/") + name;
+  CallOr(
+      std::move(r),
+      [this, req, parent, name](proto::FsAttrReply a) { ReplyEntry(req, parent, name, a.attr); },
+      [this, req, parent, name](int err) {
+        if (err == ENOENT) return ReplyNegative(req, parent, name);
+        fuse_reply_err(req, err);
+      });
+}
+
 void WorkspaceFs::Lookup(fuse_req_t req, fuse_ino_t parent, const char* name) noexcept {
   WorkspaceFs* fs = From(req);
   auto dir = fs->nodes_.PathOf(parent);
   if (!dir) return (void)fuse_reply_err(req, ESTALE);
+  std::string n = name;
   // A name too long for the remote filesystem is its error to give.
-  if (auto known = strlen(name) <= NAME_MAX ? fs->listings_.Lookup(*dir, name) : std::nullopt) {
-    if (known->found) return fs->ReplyEntry(req, parent, name, known->attr);
-    fuse_entry_param e{};
-    e.entry_timeout = Seconds(fs->o_.negative_timeout);
-    if (e.entry_timeout > 0) fs->nodes_.NoteNegative(parent, name, Clock::now() + fs->o_.negative_timeout);
-    return (void)fuse_reply_entry(req, &e);
+  if (n.size() > NAME_MAX) return fs->LookupRemote(req, parent, *dir, n);
+  if (auto known = fs->listings_.Lookup(*dir, n)) {
+    if (known->found) return fs->ReplyEntry(req, parent, n, known->attr);
+    return fs->ReplyNegative(req, parent, n);
   }
-  proto::FsGetattrRequest r;
-  r.path = *dir + (dir->back() == '/' ? "" : "/") + name;
-  fs->CallOr(
-      std::move(r),
-      [fs, req, parent, n = std::string(name)](proto::FsAttrReply a) {
-        fs->ReplyEntry(req, parent, n, a.attr);
-      },
-      [fs, req, parent, n = std::string(name)](int err) {
-        if (err != ENOENT || fs->o_.negative_timeout.count() == 0) {
-          fuse_reply_err(req, err);
-          return;
-        }
-        fuse_entry_param e{};  // ino 0: "does not exist", cached this long
-        e.entry_timeout = Seconds(fs->o_.negative_timeout);
-        fs->nodes_.NoteNegative(parent, n, Clock::now() + fs->o_.negative_timeout);
-        fuse_reply_entry(req, &e);
-      });
+  // A small directory is listed whole instead: the names looked up next in
+  // it (git's lstat of every tracked file, a compiler's include probes) are
+  // answered here, and lookups meanwhile wait for the same listing.
+  if (fs->nodes_.ContentSize(parent) > kListOnLookupMaxDirSize) {
+    return fs->LookupRemote(req, parent, *dir, n);
+  }
+  fs->listings_.Get(*dir, [fs, req, parent, d = *dir, n](int err,
+                                                        std::shared_ptr<const Entries> entries) {
+    if (err != 0 || !entries) return fs->LookupRemote(req, parent, d, n);
+    for (const auto& e : *entries) {
+      if (e.name != n) continue;
+      if (!e.attr) return fs->LookupRemote(req, parent, d, n);
+      return fs->ReplyEntry(req, parent, n, *e.attr);
+    }
+    fs->ReplyNegative(req, parent, n);
+  });
 }
 
 void WorkspaceFs::Forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) noexcept {

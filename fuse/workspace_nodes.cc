@@ -153,6 +153,12 @@ bool NodeTable::IsDir(fuse_ino_t ino) const {
   return it != nodes_.end() && it->second.dir;
 }
 
+uint64_t NodeTable::ContentSize(fuse_ino_t ino) const {
+  std::lock_guard lock(mu_);
+  auto it = nodes_.find(ino);
+  return it != nodes_.end() && it->second.stamp ? it->second.stamp->size : 0;
+}
+
 uint64_t NodeTable::RemoteIno(fuse_ino_t ino) const {
   std::lock_guard lock(mu_);
   auto it = nodes_.find(ino);

@@ -73,6 +73,9 @@ class NodeTable {
   // Whether `ino` is a directory (the root is).
   bool IsDir(fuse_ino_t ino) const;
 
+  // The size last seen for `ino` (0: unknown, as for the root).
+  uint64_t ContentSize(fuse_ino_t ino) const;
+
   // The remote inode number last seen for `ino` (0: unknown).
   uint64_t RemoteIno(fuse_ino_t ino) const;
 

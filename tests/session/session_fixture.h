@@ -105,6 +105,10 @@ class SessionFixture {
   // Polls RemotePids until it is empty (true) or `limit` passes.
   bool WaitForNoRemote(const std::string& pattern, std::chrono::seconds limit) const;
 
+  // SIGSTOP / SIGCONT every process of the sshd (a hung host).
+  Status PauseRemote() const { return sshd_->Pause(); }
+  Status ResumeRemote() const { return sshd_->Resume(); }
+
   // Makes `path` belong to the running user (no-op when that is us).
   void GiveToUser(const std::string& path) const;
 

@@ -144,5 +144,35 @@ void RemoteThenLocal(As as) {
 SESSION_TEST_CASE("what a remote command writes is what the program reads next, and back",
                   RemoteThenLocal)
 
+// A hung host: file operations fail with EIO once keepalives give up, and
+// the program goes on.
+void HungHost(As as) {
+  SessionFixture s(as);
+  INFO(s.Diagnostics());
+  std::string dir = MakeWorkspace(s);
+  REQUIRE(s.Remote("echo other >" + Quote(dir + "/other")).Status() == "exit 0");
+  std::string ready = s.scratch() + "/ready", paused = s.scratch() + "/paused";
+  auto child = s.SpawnBash(
+      "/bin/cat remote-only && : >\"$T/ready\"\n"
+      "while [ ! -e \"$T/paused\" ]; do /bin/sleep 0.1; done\n"
+      "/bin/cat other; echo \"cat $?\"\n",
+      {"-w", dir});
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (!std::filesystem::exists(ready) && std::chrono::steady_clock::now() < deadline) {
+    usleep(50000);
+  }
+  REQUIRE(std::filesystem::exists(ready));
+  REQUIRE(s.PauseRemote().ok());
+  std::ofstream(paused) << "";
+  // kLimit is the anti-hang bound; keepalives give up after about 15 s.
+  auto r = child->Communicate("", kLimit);
+  (void)s.ResumeRemote();
+  CHECK(r.out == "remote\ncat 1\n");
+  CHECK(r.err.find("/bin/cat: other: Input/output error") != std::string::npos);
+  CHECK(r.Status() == "exit 0");
+}
+SESSION_TEST_CASE("on a hung host workspace operations fail with EIO instead of hanging",
+                  HungHost)
+
 }  // namespace
 }  // namespace mproxy::session_test
