@@ -118,6 +118,25 @@ struct timespec TimeArg(const std::optional<int64_t>& sec, uint32_t nsec, bool n
   return ts;
 }
 
+// `size` bytes from `offset`, fewer only at end of file; looping over short
+// reads and EINTR.
+Result<std::string> ReadAt(int fd, uint64_t offset, uint32_t size) {
+  std::string data(size, '\0');
+  size_t got = 0;
+  while (got < size) {
+    ssize_t n = pread(fd, data.data() + got, size - got, static_cast<off_t>(offset + got));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (got > 0) break;  // what was read is the answer; the error repeats next time
+      return Sys();
+    }
+    if (n == 0) break;  // end of file
+    got += static_cast<size_t>(n);
+  }
+  data.resize(got);
+  return data;
+}
+
 // Entries from `dir`'s position on, with their attributes, until about
 // `max_bytes` (0: the default) of reply; the position ends after the last.
 Result<proto::FsReaddirReply> ReadEntries(DIR* dir, uint32_t max_bytes) {
@@ -299,32 +318,27 @@ Result<proto::FsOpenReply> FsOps::Do(const proto::FsOpenRequest& r) const {
   if (mode_t missing = Stripped(r.mode, st.st_mode); created && missing != 0) {
     if (fchmod(fd, (st.st_mode & 07777) | missing) != 0 || fstat(fd, &st) != 0) return Sys();
   }
-  FsAttr attr = AttrFromStat(st);
-  attr.no_xattrs = NoXattrsFd(fd);
-  uint64_t id = handles_->Add(std::make_shared<FsHandle>(std::move(file)));
-  if (id == 0) return Sys(EMFILE);
-  return proto::FsOpenReply{id, std::move(attr)};
+  proto::FsOpenReply out;
+  out.attr = AttrFromStat(st);
+  out.attr.no_xattrs = NoXattrsFd(fd);
+  if (r.read_ahead > 0 && S_ISREG(st.st_mode) && (flags & O_ACCMODE) != O_WRONLY) {
+    auto data = ReadAt(fd, 0, r.read_ahead);
+    if (data) {
+      out.data = std::move(*data);
+      out.read_ahead_done = true;
+    }
+  }
+  out.fh = handles_->Add(std::make_shared<FsHandle>(std::move(file)));
+  if (out.fh == 0) return Sys(EMFILE);
+  return out;
 }
 
 Result<proto::FsReadReply> FsOps::Do(const proto::FsReadRequest& r) const {
   auto h = Handle(r.fh, FsHandle::Kind::kFile);
   if (!h) return h.error();
-  int fd = (*h)->fd();
-  proto::FsReadReply out;
-  out.data.resize(r.size);
-  size_t got = 0;
-  while (got < r.size) {
-    ssize_t n = pread(fd, out.data.data() + got, r.size - got, static_cast<off_t>(r.offset + got));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      if (got > 0) break;  // what was read is the answer; the error repeats next time
-      return Sys();
-    }
-    if (n == 0) break;  // end of file
-    got += static_cast<size_t>(n);
-  }
-  out.data.resize(got);
-  return out;
+  auto data = ReadAt((*h)->fd(), r.offset, r.size);
+  if (!data) return data.error();
+  return proto::FsReadReply{std::move(*data)};
 }
 
 Result<proto::FsWriteReply> FsOps::Do(const proto::FsWriteRequest& r) const {

@@ -18,6 +18,8 @@ size_t CostOf(const proto::FsOpRequest& op) {
         using T = std::decay_t<decltype(r)>;
         if constexpr (std::is_same_v<T, proto::FsReadRequest>) {
           return r.size;
+        } else if constexpr (std::is_same_v<T, proto::FsOpenRequest>) {
+          return r.read_ahead;
         } else if constexpr (std::is_same_v<T, proto::FsWriteRequest>) {
           return r.data.size();
         } else if constexpr (std::is_same_v<T, proto::FsReaddirRequest> ||

@@ -16,6 +16,7 @@
 #include <cstring>
 #include <mutex>
 #include <set>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -44,6 +45,17 @@ constexpr std::chrono::milliseconds kListingTtl{2000};
 // A lookup in a directory no larger than this (st_size: about a thousand
 // entries on ext4, a few thousand on tmpfs) lists it whole.
 constexpr uint64_t kListOnLookupMaxDirSize = 64 * 1024;
+// An open for reading brings the file's first bytes along (the kernel's
+// first READ is then answered here): grep, git and compilers read many
+// small files whole.
+constexpr uint32_t kOpenReadAhead = 128 * 1024;
+
+// The bytes an OPEN brought, until the handle's first READ beyond them.
+struct ReadAhead {
+  fuse_ino_t ino = 0;
+  std::string data;
+  bool whole = false;  // data is the entire file
+};
 
 // An open directory: the whole listing (from the ListingCache at opendir,
 // or read through a remote handle for a directory too large for one
@@ -173,6 +185,10 @@ class WorkspaceFs {
   // Leaf lock.
   std::mutex dirs_mu_;
   std::set<DirHandle*> open_dirs_;
+  // By remote file handle. Leaf lock.
+  std::mutex read_ahead_mu_;
+  std::unordered_map<uint64_t, ReadAhead> read_ahead_;
+  void DropReadAhead(fuse_ino_t ino);
 };
 
 struct stat WorkspaceFs::ToStat(const proto::FsAttr& a) const {
@@ -417,6 +433,7 @@ void WorkspaceFs::SetAttr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int
   if (to_set & FUSE_SET_ATTR_GID) r.gid = fs->GidToRemote(attr->st_gid);
   if (to_set & FUSE_SET_ATTR_SIZE) {
     if (attr->st_size < 0) return (void)fuse_reply_err(req, EINVAL);
+    fs->DropReadAhead(ino);
     r.size = static_cast<uint64_t>(attr->st_size);
   }
   if (to_set & FUSE_SET_ATTR_ATIME_NOW) {
@@ -566,9 +583,17 @@ void WorkspaceFs::Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexc
   auto path = fs->nodes_.PathOf(ino);
   if (!path) return (void)fuse_reply_err(req, ESTALE);
   proto::FsOpenRequest r{std::move(*path), proto::OpenFlagsFromHost(fi->flags), 0};
+  if ((fi->flags & O_ACCMODE) != O_WRONLY && (fi->flags & O_TRUNC) == 0) {
+    r.read_ahead = kOpenReadAhead;
+  }
   fuse_file_info info = *fi;
   fs->Call(req, std::move(r), [fs, req, ino, info](proto::FsOpenReply o) mutable {
     info.fh = o.fh;
+    if (o.read_ahead_done) {
+      bool whole = o.data.size() < kOpenReadAhead;
+      std::lock_guard lock(fs->read_ahead_mu_);
+      fs->read_ahead_[o.fh] = ReadAhead{ino, std::move(o.data), whole};
+    }
     // Pages cached from the file as the kernel last saw it stay only if the
     // file is unchanged; otherwise the kernel also relearns its attributes.
     bool same = fs->nodes_.UpdateStamp(ino, StampOf(o.attr));
@@ -610,10 +635,33 @@ void WorkspaceFs::Create(fuse_req_t req, fuse_ino_t parent, const char* name, mo
            });
 }
 
+void WorkspaceFs::DropReadAhead(fuse_ino_t ino) {
+  std::lock_guard lock(read_ahead_mu_);
+  for (auto it = read_ahead_.begin(); it != read_ahead_.end();) {
+    it = it->second.ino == ino ? read_ahead_.erase(it) : std::next(it);
+  }
+}
+
 void WorkspaceFs::Read(fuse_req_t req, fuse_ino_t, size_t size, off_t off,
                        fuse_file_info* fi) noexcept {
   WorkspaceFs* fs = From(req);
   if (off < 0) return (void)fuse_reply_err(req, EINVAL);
+  {
+    std::unique_lock lock(fs->read_ahead_mu_);
+    auto it = fs->read_ahead_.find(fi->fh);
+    if (it != fs->read_ahead_.end()) {
+      const ReadAhead& ra = it->second;
+      auto from = static_cast<size_t>(off);
+      if (from + size <= ra.data.size() || (ra.whole && from <= ra.data.size())) {
+        size_t n = std::min(size, ra.data.size() - from);
+        std::string slice = ra.data.substr(from, n);
+        if (from + n >= ra.data.size()) fs->read_ahead_.erase(it);  // used up
+        lock.unlock();
+        return (void)fuse_reply_buf(req, slice.data(), slice.size());
+      }
+      fs->read_ahead_.erase(it);  // reading elsewhere: it has done its job
+    }
+  }
   proto::FsReadRequest r{fi->fh, static_cast<uint64_t>(off),
                          static_cast<uint32_t>(std::min<size_t>(size, proto::kFsMaxIo))};
   fs->Call(req, r, [req](proto::FsReadReply d) {
@@ -626,6 +674,7 @@ void WorkspaceFs::Write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t 
   WorkspaceFs* fs = From(req);
   if (off < 0) return (void)fuse_reply_err(req, EINVAL);
   size = std::min<size_t>(size, proto::kFsMaxIo);  // max_write says so already
+  fs->DropReadAhead(ino);
   proto::FsWriteRequest r{fi->fh, static_cast<uint64_t>(off), std::string(buf, size)};
   fs->Call(req, std::move(r), [fs, req, ino](proto::FsWriteReply w) {
     fs->NodeChanged(ino);  // its size and times in a listing are old now
@@ -639,6 +688,10 @@ void WorkspaceFs::Flush(fuse_req_t req, fuse_ino_t, fuse_file_info*) noexcept {
 }
 
 void WorkspaceFs::Release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept {
+  {
+    std::lock_guard lock(From(req)->read_ahead_mu_);
+    From(req)->read_ahead_.erase(fi->fh);
+  }
   From(req)->nodes_.RemoveHandle(ino, fi->fh);
   From(req)->o_.backend->Submit(proto::FsReleaseRequest{fi->fh}, [](proto::FsReply) {});
   fuse_reply_err(req, 0);
@@ -904,9 +957,10 @@ void WorkspaceFs::Access(fuse_req_t req, fuse_ino_t ino, int mask) noexcept {
            [req](proto::FsEmptyReply) { fuse_reply_err(req, 0); });
 }
 
-void WorkspaceFs::Fallocate(fuse_req_t req, fuse_ino_t, int mode, off_t offset, off_t length,
-                            fuse_file_info* fi) noexcept {
+void WorkspaceFs::Fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
+                            off_t length, fuse_file_info* fi) noexcept {
   WorkspaceFs* fs = From(req);
+  fs->DropReadAhead(ino);
   if (offset < 0 || length <= 0) return (void)fuse_reply_err(req, EINVAL);
   uint32_t wire = proto::FallocateModeFromHost(mode);
   if (proto::FallocateModeToHost(wire) != mode) return (void)fuse_reply_err(req, EOPNOTSUPP);

@@ -439,6 +439,7 @@ Status FsOpenRequest::Check() const {
   if ((flags & FsOpenFlag::kAccmode) == FsOpenFlag::kAccmode) {
     return FieldError("flags", "access mode 3 is none of 0 (read), 1 (write), 2 (both)");
   }
+  if (auto s = NotAbove("read_ahead", read_ahead, kFsMaxIo); !s) return s;
   return Permissions("mode", mode);
 }
 

@@ -147,9 +147,17 @@ struct FsAttrReply {
 struct FsOpenReply {
   uint64_t fh = 0;
   FsAttr attr;
+  // With a request's read_ahead: the file's first bytes, `read_ahead` of
+  // them or fewer at end of file, and read_ahead_done set. Not set: nothing
+  // was read (not a regular file, opened for writing only, or an agent
+  // that does not read ahead).
+  std::string data;
+  bool read_ahead_done = false;
   template <class S, class V>
   static void Fields(S& s, V& v) {
     v(1, "fh", s.fh, kRequired);
+    v(2, "data", s.data, kOptional);
+    v(3, "read_ahead_done", s.read_ahead_done, kOptional);
   }
   bool operator==(const FsOpenReply&) const = default;
 };
@@ -317,11 +325,16 @@ struct FsOpenRequest {
   std::string path;
   uint32_t flags = 0;
   uint32_t mode = 0;
+  // Also read the first this many bytes (at most kFsMaxIo) of a regular
+  // file opened for reading, into the reply: a small file costs one round
+  // trip instead of two.
+  uint32_t read_ahead = 0;
   template <class S, class V>
   static void Fields(S& s, V& v) {
     v(1, "path", s.path, kRequired | kFsPath);
     v(2, "flags", s.flags, kOptional);
     v(3, "mode", s.mode, kOptional);
+    v(4, "read_ahead", s.read_ahead, kOptional);
   }
   Status Check() const;
   bool operator==(const FsOpenRequest&) const = default;

@@ -188,6 +188,20 @@ FS_TEST("OPEN with CREAT creates, EXCL on an existing file is EEXIST") {
   // The sync flags are accepted.
   CHECK(Open(Path("new"), FsOpenFlag::kWronly | FsOpenFlag::kSync) != 0);
   CHECK(Open(Path("new"), FsOpenFlag::kWronly | FsOpenFlag::kDsync) != 0);
+
+  // read_ahead: the first bytes come with the open, for reading opens of
+  // regular files only.
+  WriteLocal(Path("text"), "0123456789");
+  FsOpenReply head = Ok(FsOpenRequest{Path("text"), FsOpenFlag::kRdonly, 0, 4});
+  CHECK(head.read_ahead_done);
+  CHECK(head.data == "0123");
+  FsOpenReply whole = Ok(FsOpenRequest{Path("text"), FsOpenFlag::kRdwr, 0, 100});
+  CHECK(whole.read_ahead_done);
+  CHECK(whole.data == "0123456789");
+  FsOpenReply writing = Ok(FsOpenRequest{Path("text"), FsOpenFlag::kWronly, 0, 100});
+  CHECK_FALSE(writing.read_ahead_done);
+  CHECK(writing.data.empty());
+  CHECK(Errno(FsOpenRequest{Path("text"), FsOpenFlag::kRdonly, 0, kFsMaxIo + 1}) == EINVAL);
 }
 
 TEST_CASE("modes are applied exactly, whatever the agent's umask", "[agent][fs]") {

@@ -123,7 +123,7 @@ std::vector<FsOpRequest> SampleFsRequests() {
                               FsOpenFlag::kRdwr | FsOpenFlag::kCreat | FsOpenFlag::kExcl |
                                   FsOpenFlag::kTrunc | FsOpenFlag::kAppend | FsOpenFlag::kNofollow |
                                   FsOpenFlag::kSync | FsOpenFlag::kNoatime,
-                              04755});
+                              04755, kFsMaxIo});
   out.push_back(FsReadRequest{8, 1ULL << 40, kFsMaxIo});
   out.push_back(FsWriteRequest{8, 4096, std::string("da\0ta", 5)});
   out.push_back(FsFsyncRequest{8, true});
@@ -163,7 +163,7 @@ std::vector<FsOpReply> SampleFsReplies() {
   std::vector<FsOpReply> out;
   out.push_back(FsEmptyReply{});
   out.push_back(FsAttrReply{SampleAttr(42)});
-  out.push_back(FsOpenReply{std::numeric_limits<uint64_t>::max(), SampleAttr(43)});
+  out.push_back(FsOpenReply{std::numeric_limits<uint64_t>::max(), SampleAttr(43), "first bytes", true});
   out.push_back(FsOpendirReply{1});
   FsReaddirReply rd;
   rd.entries.push_back({".", 1, 2, 0040000, SampleAttr(2)});

@@ -110,7 +110,7 @@ TEST_CASE("every reply shape survives the wire and parses back unchanged", "[pro
 }
 
 TEST_CASE("the typed reply helper follows the request's reply type", "[proto][fs]") {
-  FsReply wire = MakeFsReply(9, FsOpenReply{12, FsAttr{34, 0100600}});
+  FsReply wire = MakeFsReply(9, FsOpenReply{12, FsAttr{34, 0100600}, "", false});
   auto open = ParseFsReplyFor<FsOpenRequest>(wire);
   REQUIRE(open.ok());
   CHECK(open->fh == 12);
