@@ -46,10 +46,17 @@ if [ $# -gt 0 ]; then
 fi
 
 marker="${MPROXY_TEST_SSH_MARKER:-/etc/hostname}"
+# The working directory is the workspace (the remote directory of the same
+# path). With the throwaway sshd: its remote-only directory; with a host of
+# your own: none, since this directory may not exist there.
+ws=(--no-workspace)
+[ -n "${MPROXY_TEST_SSH_REMOTE_DIR:-}" ] && ws=(-w "$MPROXY_TEST_SSH_REMOTE_DIR")
 echo "# A session: bash runs here; every command it starts by name runs on $host."
-run "${conn[@]}" "$host" -- bash -c '
+run "${conn[@]}" "${ws[@]}" "$host" -- bash -c '
   echo "remote cat:     $(cat '"$marker"')"
-  if [ -e '"$marker"' ]; then echo "local test -e:  exists here too"; else echo "local test -e:  no such file here (a bash builtin runs locally)"; fi
+  if [ -n "'"${MPROXY_TEST_SSH_REMOTE_DIR:-}"'" ]; then
+    echo "workspace:      $PWD holds $(/bin/ls) here too (a local ls, by absolute path, reads the remote directory)"
+  fi
   echo "pipeline:       $(printf "b\na\nc\n" | sort | head -n1) (printf local, sort and head remote)"
   echo "type sort:      $(type -p sort)"
   uname -sr
