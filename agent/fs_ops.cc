@@ -118,6 +118,19 @@ struct timespec TimeArg(const std::optional<int64_t>& sec, uint32_t nsec, bool n
   return ts;
 }
 
+// opendir(3) of `path`, close-on-exec; the caller owns the DIR.
+Result<DIR*> OpenDir(const std::string& path) {
+  int fd = NoIntr([&] { return open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); });
+  if (fd < 0) return Sys();
+  DIR* dir = fdopendir(fd);
+  if (dir == nullptr) {
+    int err = errno;
+    close(fd);
+    return Sys(err);
+  }
+  return dir;
+}
+
 // `size` bytes from `offset`, fewer only at end of file; looping over short
 // reads and EINTR.
 Result<std::string> ReadAt(int fd, uint64_t offset, uint32_t size) {
@@ -224,15 +237,9 @@ Result<proto::FsAttrReply> FsOps::Do(const proto::FsGetattrRequest& r) const {
 
 Result<proto::FsOpendirReply> FsOps::Do(const proto::FsOpendirRequest& r) const {
   if (handles_->Full()) return Sys(EMFILE);
-  int fd = NoIntr([&] { return open(r.path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); });
-  if (fd < 0) return Sys();
-  DIR* dir = fdopendir(fd);
-  if (dir == nullptr) {
-    int err = errno;
-    close(fd);
-    return Sys(err);
-  }
-  uint64_t id = handles_->Add(std::make_shared<FsHandle>(dir));
+  auto dir = OpenDir(r.path);
+  if (!dir) return dir.error();
+  uint64_t id = handles_->Add(std::make_shared<FsHandle>(*dir));
   if (id == 0) return Sys(EMFILE);
   return proto::FsOpendirReply{id};
 }
@@ -260,16 +267,10 @@ Result<proto::FsReaddirReply> FsOps::Do(const proto::FsReaddirRequest& r) const 
 }
 
 Result<proto::FsReaddirReply> FsOps::Do(const proto::FsListdirRequest& r) const {
-  int fd = NoIntr([&] { return open(r.path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); });
-  if (fd < 0) return Sys();
-  DIR* dir = fdopendir(fd);
-  if (dir == nullptr) {
-    int err = errno;
-    close(fd);
-    return Sys(err);
-  }
-  auto out = ReadEntries(dir, r.max_bytes);
-  closedir(dir);
+  auto dir = OpenDir(r.path);
+  if (!dir) return dir.error();
+  auto out = ReadEntries(*dir, r.max_bytes);
+  closedir(*dir);
   return out;
 }
 

@@ -110,6 +110,8 @@ class WorkspaceFs {
   fuse_entry_param EntryFor(fuse_ino_t parent, const std::string& name, const proto::FsAttr& attr);
   void QueueAttrInvalidation(fuse_ino_t ino);
   void ReplyNegative(fuse_req_t req, fuse_ino_t parent, const std::string& name);
+  template <class Req>
+  void Remove(fuse_req_t req, fuse_ino_t parent, const char* name);
   void LookupRemote(fuse_req_t req, fuse_ino_t parent, const std::string& dir,
                     const std::string& name);
   // What this session changed, told to the listing cache: an entry made or
@@ -519,28 +521,24 @@ void WorkspaceFs::Symlink(fuse_req_t req, const char* link, fuse_ino_t parent,
           link);
 }
 
-void WorkspaceFs::Unlink(fuse_req_t req, fuse_ino_t parent, const char* name) noexcept {
-  WorkspaceFs* fs = From(req);
-  auto path = fs->nodes_.ChildPath(parent, name);
+// UNLINK and RMDIR: the name goes from the listing and its node is detached.
+template <class Req>
+void WorkspaceFs::Remove(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  auto path = nodes_.ChildPath(parent, name);
   if (!path) return (void)fuse_reply_err(req, ESTALE);
-  fs->Call(req, proto::FsUnlinkRequest{std::move(*path)},
-           [fs, req, parent, n = std::string(name)](proto::FsEmptyReply) {
-             fs->EntryGone(parent, n);
-             fs->nodes_.Unlinked(parent, n);
-             fuse_reply_err(req, 0);
-           });
+  Call(req, Req{std::move(*path)}, [this, req, parent, n = std::string(name)](proto::FsEmptyReply) {
+    EntryGone(parent, n);
+    nodes_.Unlinked(parent, n);
+    fuse_reply_err(req, 0);
+  });
+}
+
+void WorkspaceFs::Unlink(fuse_req_t req, fuse_ino_t parent, const char* name) noexcept {
+  From(req)->Remove<proto::FsUnlinkRequest>(req, parent, name);
 }
 
 void WorkspaceFs::RmDir(fuse_req_t req, fuse_ino_t parent, const char* name) noexcept {
-  WorkspaceFs* fs = From(req);
-  auto path = fs->nodes_.ChildPath(parent, name);
-  if (!path) return (void)fuse_reply_err(req, ESTALE);
-  fs->Call(req, proto::FsRmdirRequest{std::move(*path)},
-           [fs, req, parent, n = std::string(name)](proto::FsEmptyReply) {
-             fs->EntryGone(parent, n);
-             fs->nodes_.Unlinked(parent, n);
-             fuse_reply_err(req, 0);
-           });
+  From(req)->Remove<proto::FsRmdirRequest>(req, parent, name);
 }
 
 void WorkspaceFs::Rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newparent,
