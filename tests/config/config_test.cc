@@ -65,6 +65,8 @@ TEST_CASE("an empty file sets nothing and the defaults hold", "[config]") {
         std::vector<std::string>{"LANG", "LANGUAGE", "LC_*", "TERM", "COLORTERM", "TZ"});
   CHECK(c.env_remove.empty());
   CHECK(c.path_injection == ns::PathInjection::kPrepend);
+  CHECK(c.workspace_mount);
+  CHECK(c.workspace_owner_local);
   CHECK(c.log_level == "warn");
   CHECK(c.log_file.empty());
 }
@@ -89,6 +91,10 @@ remove = ["AWS_*"]
 [log]
 level = "debug"
 file = "~/mproxy.log"
+
+[workspace]
+mount = false
+owner = "remote"
 )");
   CHECK(c.host == "build-box");
   CHECK(c.port == 2222);
@@ -104,6 +110,8 @@ file = "~/mproxy.log"
   CHECK(c.env_remove == std::vector<std::string>{"AWS_*"});
   CHECK(c.log_level == "debug");
   CHECK(c.log_file == "/home/alice/mproxy.log");
+  CHECK_FALSE(c.workspace_mount);
+  CHECK_FALSE(c.workspace_owner_local);
 }
 
 TEST_CASE("dotted keys, inline tables and a single identity string are accepted", "[config]") {
@@ -121,6 +129,8 @@ TEST_CASE("unknown keys are refused naming the file and the key", "[config]") {
   CHECK(ErrorOf("[env]\nkeeep = []\n") == "/etc/mproxy/mproxy.toml: unknown key 'env.keeep'");
   CHECK(ErrorOf("log.colour = true\n") == "/etc/mproxy/mproxy.toml: unknown key 'log.colour'");
   CHECK(ErrorOf("[foo]\nbar = 1\n") == "/etc/mproxy/mproxy.toml: unknown key 'foo'");
+  CHECK(ErrorOf("workspace.xattrs = false\n") ==
+        "/etc/mproxy/mproxy.toml: unknown key 'workspace.xattrs'");
   CHECK(ErrorOf("\"odd key\" = 1\n") == "/etc/mproxy/mproxy.toml: unknown key '\"odd key\"'");
   CHECK(ErrorOf("\"\\u001b[31m\" = 1\n") == "/etc/mproxy/mproxy.toml: unknown key '\"\\x1b[31m\"'");
 }
@@ -150,6 +160,11 @@ TEST_CASE("values of the wrong type or range say what is expected", "[config]") 
   CHECK(ErrorOf("mounts = [\"/:/r\"]") ==
         f + "'mounts': '/:/r': the local side cannot be / itself");
   CHECK(ErrorOf("mounts = [\"/a:/r\", \"/a/:/s\"]") == f + "'mounts': '/a' is mounted twice");
+  CHECK(ErrorOf("workspace = true") ==
+        f + "'workspace' must be a table with 'mount' and 'owner'");
+  CHECK(ErrorOf("workspace.mount = \"no\"") == f + "'workspace.mount' must be true or false");
+  CHECK(ErrorOf("workspace.owner = \"me\"") ==
+        f + "'workspace.owner' must be \"local\" or \"remote\"");
   CHECK(ErrorOf("path_injection = \"first\"") ==
         f + "'path_injection' must be \"prepend\", \"append\" or \"off\"");
   CHECK(ErrorOf("env = 1") == f + "'env' must be a table with 'keep' and 'remove'");
