@@ -41,14 +41,10 @@ void FsClient::SendQueued() {
     batch.swap(queue_);
   }
   for (auto& p : batch) {
-    proto::FsRequest wire = proto::MakeFsRequest(0, p.request);
     if (log_->should_log(spdlog::level::trace)) {
-      const char* name = proto::FsOpName(wire.op);
-      auto path = wire.fields.find(1);
-      const std::string* arg =
-          path != wire.fields.end() ? std::get_if<std::string>(&path->second) : nullptr;
-      log_->trace("file operation {} {}", name != nullptr ? name : "?", arg != nullptr ? *arg : "");
+      log_->trace("file operation {}", proto::DescribeFsRequest(p.request));
     }
+    proto::FsRequest wire = proto::MakeFsRequest(0, std::move(p.request));
     link_->SendFs(std::move(wire), [open = open_, done = std::move(p.done)](proto::FsReply r) {
       if (*open) done(std::move(r));
     });

@@ -20,6 +20,7 @@
 #include "broker/logging.h"
 #include "broker/remote_commands.h"
 #include "broker/runtime_dir.h"
+#include "broker/session_policy.h"
 #include "broker/shim_command.h"
 #include "broker/shim_listener.h"
 #include "broker/workspaces.h"
@@ -251,12 +252,11 @@ Status Session::MountWorkspaces() {
   }
   if (o_.config.workspace_mount) {
     std::string dir = Workdir();
-    bool covered = std::any_of(mappings.begin(), mappings.end(), [&](const Mount& m) {
-      return dir == m.local || dir.rfind(m.local + "/", 0) == 0;
-    });
+    bool covered = std::any_of(mappings.begin(), mappings.end(),
+                               [&](const Mount& m) { return IsUnder(dir, m.local); });
     if (dir == "/") {
       log_->info("the working directory is /: no workspace mounted (use -w or -v)");
-    } else if (!covered && dir.rfind(dir_->path() + "/", 0) != 0) {
+    } else if (!covered && !IsUnder(dir, dir_->path())) {
       // No cwd mapping needed: a path no mapping covers is the same remotely.
       mappings.push_back({dir, dir});
     }

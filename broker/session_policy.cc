@@ -38,11 +38,6 @@ std::string_view TrimSlashes(std::string_view p) {
   return p;
 }
 
-// Whether `prefix` is `path` or a parent directory of it.
-bool IsUnder(std::string_view path, std::string_view prefix) {
-  if (path.substr(0, prefix.size()) != prefix) return false;
-  return path.size() == prefix.size() || prefix == "/" || path[prefix.size()] == '/';
-}
 
 std::vector<std::string_view> Words(std::string_view s) {
   std::vector<std::string_view> words;
@@ -110,6 +105,11 @@ std::vector<std::string> ForwardedEnv(const std::vector<std::string>& launch_env
     if (!now.count(name) && !excluded(name)) out.emplace_back(name);
   }
   return out;
+}
+
+bool IsUnder(std::string_view path, std::string_view prefix) {
+  if (path.substr(0, prefix.size()) != prefix) return false;
+  return path.size() == prefix.size() || prefix == "/" || path[prefix.size()] == '/';
 }
 
 std::string ResolveRemoteHome(std::string_view remote, std::string_view remote_home) {

@@ -39,6 +39,9 @@ std::vector<std::string> ForwardedEnv(const std::vector<std::string>& launch_env
 // slash).
 std::string StripPathElement(std::string_view path, std::string_view stub_dir);
 
+// Whether `prefix` is `path` or a parent directory of it (whole components).
+bool IsUnder(std::string_view path, std::string_view prefix);
+
 // A mapping's remote side with "~" or a leading "~/" replaced by
 // `remote_home` (as written when that is empty).
 std::string ResolveRemoteHome(std::string_view remote, std::string_view remote_home);

@@ -37,8 +37,6 @@ ContentStamp StampOf(const proto::FsAttr& a) {
   return {a.mtime, a.mtime_nsec, a.size, a.ino};
 }
 
-int ErrnoOf(const Error& e) { return e.sys_errno() > 0 ? e.sys_errno() : EIO; }
-
 // How long a directory listing serves opendir, readdir and lookups. Local
 // changes drop it at once, remote commands' exits too.
 constexpr std::chrono::milliseconds kListingTtl{2000};
@@ -109,6 +107,15 @@ class WorkspaceFs {
                   const proto::FsAttr& attr);
   fuse_entry_param EntryFor(fuse_ino_t parent, const std::string& name, const proto::FsAttr& attr);
   void QueueAttrInvalidation(fuse_ino_t ino);
+  // Records what a reply said about `ino` (content stamp, xattrs); returns
+  // whether the content is the same as before.
+  bool Learn(fuse_ino_t ino, const proto::FsAttr& attr);
+  // Answers a GETATTR or SETATTR with `attr`, which the kernel may trust for
+  // attr_timeout.
+  void ReplyAttr(fuse_req_t req, fuse_ino_t ino, const proto::FsAttr& attr);
+  // Closes a remote handle nobody waits on.
+  void ReleaseRemote(uint64_t fh);
+  void ReleaseRemoteDir(uint64_t fh);
   void ReplyNegative(fuse_req_t req, fuse_ino_t parent, const std::string& name);
   template <class Req>
   void Remove(fuse_req_t req, fuse_ino_t parent, const char* name);
@@ -174,9 +181,9 @@ class WorkspaceFs {
 
   static void ReadDirCommon(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                             fuse_file_info* fi, bool plus) noexcept;
-  static void EntryOp(fuse_req_t req, fuse_ino_t parent, const char* name,
-                      proto::FsOpRequest (*make)(std::string path, const void* arg),
-                      const void* arg) noexcept;
+  // MKNOD, MKDIR, SYMLINK: `make(path)` gives the request for the child.
+  template <class Make>
+  void EntryOp(fuse_req_t req, fuse_ino_t parent, const char* name, Make make);
 
   const WorkspaceOptions o_;
   std::shared_ptr<spdlog::logger> log_;
@@ -227,7 +234,7 @@ void WorkspaceFs::CallOr(Req r, OnOk on_ok, OnErr on_err) {
   o_.backend->Submit(std::move(r), [on_ok = std::move(on_ok),
                                     on_err = std::move(on_err)](proto::FsReply reply) mutable {
     auto parsed = proto::ParseFsReplyFor<Req>(reply);
-    if (!parsed) return on_err(ErrnoOf(parsed.error()));
+    if (!parsed) return on_err(proto::FsErrno(parsed.error()));
     on_ok(std::move(parsed).value());
   });
 }
@@ -266,6 +273,26 @@ void WorkspaceFs::QueueAttrInvalidation(fuse_ino_t ino) {
   if (FuseSession* s = session_.load()) s->InvalidateAttributes(ino);
 }
 
+bool WorkspaceFs::Learn(fuse_ino_t ino, const proto::FsAttr& attr) {
+  nodes_.SetNoXattrs(ino, attr.no_xattrs);
+  return nodes_.UpdateStamp(ino, StampOf(attr));
+}
+
+void WorkspaceFs::ReplyAttr(fuse_req_t req, fuse_ino_t ino, const proto::FsAttr& attr) {
+  Learn(ino, attr);
+  nodes_.NoteFresh(ino, Clock::now() + o_.attr_timeout);
+  struct stat st = ToStat(attr);
+  fuse_reply_attr(req, &st, Seconds(o_.attr_timeout));
+}
+
+void WorkspaceFs::ReleaseRemote(uint64_t fh) {
+  o_.backend->Submit(proto::FsReleaseRequest{fh}, [](proto::FsReply) {});
+}
+
+void WorkspaceFs::ReleaseRemoteDir(uint64_t fh) {
+  o_.backend->Submit(proto::FsReleasedirRequest{fh}, [](proto::FsReply) {});
+}
+
 void WorkspaceFs::EntryKnown(fuse_ino_t parent, const std::string& name,
                              const proto::FsAttr& attr) {
   auto dir = nodes_.PathOf(parent);
@@ -273,8 +300,7 @@ void WorkspaceFs::EntryKnown(fuse_ino_t parent, const std::string& name,
   listings_.Upsert(*dir, name, attr);
   // A directory this session just made is empty: lookups in it stay local.
   if (S_ISDIR(attr.mode)) {
-    std::string child = *dir + (dir->back() == '/' ? "" : "/") + name;
-    if (attr.nlink <= 2) listings_.SeedEmpty(child, attr, nodes_.RemoteIno(parent));
+    if (attr.nlink <= 2) listings_.SeedEmpty(JoinPath(*dir, name), attr, nodes_.RemoteIno(parent));
   }
 }
 
@@ -282,7 +308,7 @@ void WorkspaceFs::EntryGone(fuse_ino_t parent, const std::string& name) {
   auto dir = nodes_.PathOf(parent);
   if (!dir) return;
   listings_.Remove(*dir, name);
-  listings_.Invalidate(*dir + (dir->back() == '/' ? "" : "/") + name);
+  listings_.Invalidate(JoinPath(*dir, name));
 }
 
 void WorkspaceFs::NodeKnown(fuse_ino_t ino, const proto::FsAttr& attr) {
@@ -351,7 +377,7 @@ void WorkspaceFs::ReplyNegative(fuse_req_t req, fuse_ino_t parent, const std::st
 void WorkspaceFs::LookupRemote(fuse_req_t req, fuse_ino_t parent, const std::string& dir,
                                const std::string& name) {
   proto::FsGetattrRequest r;
-  r.path = dir + (dir.back() == '/' ? "" : "/") + name;
+  r.path = JoinPath(dir, name);
   CallOr(
       std::move(r),
       [this, req, parent, name](proto::FsAttrReply a) { ReplyEntry(req, parent, name, a.attr); },
@@ -411,13 +437,8 @@ void WorkspaceFs::GetAttr(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) no
     r.fh = fs->nodes_.AnyHandle(ino);  // unlinked, but open
     if (!r.fh) return (void)fuse_reply_err(req, ESTALE);
   }
-  fs->Call(req, std::move(r), [fs, req, ino](proto::FsAttrReply a) {
-    fs->nodes_.UpdateStamp(ino, StampOf(a.attr));
-    fs->nodes_.SetNoXattrs(ino, a.attr.no_xattrs);
-    fs->nodes_.NoteFresh(ino, Clock::now() + fs->o_.attr_timeout);
-    struct stat st = fs->ToStat(a.attr);
-    fuse_reply_attr(req, &st, Seconds(fs->o_.attr_timeout));
-  });
+  fs->Call(req, std::move(r),
+           [fs, req, ino](proto::FsAttrReply a) { fs->ReplyAttr(req, ino, a.attr); });
 }
 
 void WorkspaceFs::SetAttr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
@@ -452,11 +473,7 @@ void WorkspaceFs::SetAttr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int
   }
   fs->Call(req, std::move(r), [fs, req, ino](proto::FsAttrReply a) {
     fs->NodeKnown(ino, a.attr);
-    fs->nodes_.UpdateStamp(ino, StampOf(a.attr));
-    fs->nodes_.SetNoXattrs(ino, a.attr.no_xattrs);
-    fs->nodes_.NoteFresh(ino, Clock::now() + fs->o_.attr_timeout);
-    struct stat st = fs->ToStat(a.attr);
-    fuse_reply_attr(req, &st, Seconds(fs->o_.attr_timeout));
+    fs->ReplyAttr(req, ino, a.attr);
   });
 }
 
@@ -470,55 +487,37 @@ void WorkspaceFs::ReadLink(fuse_req_t req, fuse_ino_t ino) noexcept {
 
 // MKNOD, MKDIR and SYMLINK: a request for the child's path, answered with an
 // entry for it.
-void WorkspaceFs::EntryOp(fuse_req_t req, fuse_ino_t parent, const char* name,
-                          proto::FsOpRequest (*make)(std::string path, const void* arg),
-                          const void* arg) noexcept {
-  WorkspaceFs* fs = From(req);
-  auto path = fs->nodes_.ChildPath(parent, name);
+template <class Make>
+void WorkspaceFs::EntryOp(fuse_req_t req, fuse_ino_t parent, const char* name, Make make) {
+  auto path = nodes_.ChildPath(parent, name);
   if (!path) return (void)fuse_reply_err(req, ESTALE);
-  fs->o_.backend->Submit(make(std::move(*path), arg),
-                         [fs, req, parent, n = std::string(name)](proto::FsReply reply) {
-                           proto::FsAttrReply a;
-                           // MKDIR, MKNOD and SYMLINK share the reply type.
-                           if (auto s = proto::ParseFsReply(proto::FsOp::kMkdir, reply, &a); !s) {
-                             return (void)fuse_reply_err(req, ErrnoOf(s.error()));
-                           }
-                           fs->EntryKnown(parent, n, a.attr);
-                           fs->ReplyEntry(req, parent, n, a.attr);
-                         });
+  // The three share their reply type.
+  Call(req, make(std::move(*path)),
+       [this, req, parent, n = std::string(name)](proto::FsAttrReply a) {
+         EntryKnown(parent, n, a.attr);
+         ReplyEntry(req, parent, n, a.attr);
+       });
 }
 
 void WorkspaceFs::MkNod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
                         dev_t rdev) noexcept {
-  struct Arg {
-    mode_t mode;
-    dev_t rdev;
-  } arg{mode, rdev};
-  EntryOp(req, parent, name,
-          [](std::string path, const void* a) -> proto::FsOpRequest {
-            auto* v = static_cast<const Arg*>(a);
-            return proto::FsMknodRequest{std::move(path), static_cast<uint32_t>(v->mode),
-                                         static_cast<uint64_t>(v->rdev)};
-          },
-          &arg);
+  From(req)->EntryOp(req, parent, name, [mode, rdev](std::string path) {
+    return proto::FsMknodRequest{std::move(path), static_cast<uint32_t>(mode),
+                                 static_cast<uint64_t>(rdev)};
+  });
 }
 
 void WorkspaceFs::MkDir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) noexcept {
-  EntryOp(req, parent, name,
-          [](std::string path, const void* a) -> proto::FsOpRequest {
-            return proto::FsMkdirRequest{std::move(path),
-                                         static_cast<uint32_t>(*static_cast<const mode_t*>(a) & 07777)};
-          },
-          &mode);
+  From(req)->EntryOp(req, parent, name, [mode](std::string path) {
+    return proto::FsMkdirRequest{std::move(path), static_cast<uint32_t>(mode & 07777)};
+  });
 }
 
 void WorkspaceFs::Symlink(fuse_req_t req, const char* link, fuse_ino_t parent,
                           const char* name) noexcept {
-  EntryOp(req, parent, name,
-          [](std::string path, const void* a) -> proto::FsOpRequest {
-            return proto::FsSymlinkRequest{std::move(path), static_cast<const char*>(a)};
-          },
-          link);
+  From(req)->EntryOp(req, parent, name, [link](std::string path) {
+    return proto::FsSymlinkRequest{std::move(path), link};
+  });
 }
 
 // UNLINK and RMDIR: the name goes from the listing and its node is detached.
@@ -594,14 +593,13 @@ void WorkspaceFs::Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexc
     }
     // Pages cached from the file as the kernel last saw it stay only if the
     // file is unchanged; otherwise the kernel also relearns its attributes.
-    bool same = fs->nodes_.UpdateStamp(ino, StampOf(o.attr));
-    fs->nodes_.SetNoXattrs(ino, o.attr.no_xattrs);
+    bool same = fs->Learn(ino, o.attr);
     info.keep_cache = same ? 1 : 0;
     if (!same) fs->QueueAttrInvalidation(ino);
     fs->nodes_.AddHandle(ino, o.fh);
     if (fuse_reply_open(req, &info) != 0) {
       fs->nodes_.RemoveHandle(ino, o.fh);
-      fs->o_.backend->Submit(proto::FsReleaseRequest{o.fh}, [](proto::FsReply) {});
+      fs->ReleaseRemote(o.fh);
     }
   });
 }
@@ -621,14 +619,14 @@ void WorkspaceFs::Create(fuse_req_t req, fuse_ino_t parent, const char* name, mo
              fs->EntryKnown(parent, n, o.attr);
              fuse_entry_param e = fs->EntryFor(parent, n, o.attr);
              if (e.ino == 0) {
-               fs->o_.backend->Submit(proto::FsReleaseRequest{o.fh}, [](proto::FsReply) {});
+               fs->ReleaseRemote(o.fh);
                return (void)fuse_reply_err(req, ESTALE);
              }
              fs->nodes_.AddHandle(e.ino, o.fh);
              if (fuse_reply_create(req, &e, &info) != 0) {
                fs->nodes_.RemoveHandle(e.ino, o.fh);
                fs->nodes_.Forget(e.ino, 1);
-               fs->o_.backend->Submit(proto::FsReleaseRequest{o.fh}, [](proto::FsReply) {});
+               fs->ReleaseRemote(o.fh);
              }
            });
 }
@@ -691,7 +689,7 @@ void WorkspaceFs::Release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) no
     From(req)->read_ahead_.erase(fi->fh);
   }
   From(req)->nodes_.RemoveHandle(ino, fi->fh);
-  From(req)->o_.backend->Submit(proto::FsReleaseRequest{fi->fh}, [](proto::FsReply) {});
+  From(req)->ReleaseRemote(fi->fh);
   fuse_reply_err(req, 0);
 }
 
@@ -716,9 +714,7 @@ void WorkspaceFs::OpenDir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) no
       std::lock_guard lock(fs->dirs_mu_);
       fs->open_dirs_.erase(d);
     }
-    if (d->remote_fh != 0) {
-      fs->o_.backend->Submit(proto::FsReleasedirRequest{d->remote_fh}, [](proto::FsReply) {});
-    }
+    if (d->remote_fh != 0) fs->ReleaseRemoteDir(d->remote_fh);
     delete d;
   };
   fs->listings_.Get(*path, [fs, req, p = *path, reply_open](
@@ -838,9 +834,7 @@ void WorkspaceFs::ReleaseDir(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) noe
     std::lock_guard lock(fs->dirs_mu_);
     fs->open_dirs_.erase(d);
   }
-  if (d->remote_fh != 0) {
-    fs->o_.backend->Submit(proto::FsReleasedirRequest{d->remote_fh}, [](proto::FsReply) {});
-  }
+  if (d->remote_fh != 0) fs->ReleaseRemoteDir(d->remote_fh);
   delete d;
   fuse_reply_err(req, 0);
 }
@@ -857,11 +851,11 @@ void WorkspaceFs::FsyncDir(fuse_req_t req, fuse_ino_t, int datasync, fuse_file_i
     fs->CallOr(
         proto::FsFsyncRequest{o.fh, datasync != 0},
         [fs, req, fh = o.fh](proto::FsEmptyReply) {
-          fs->o_.backend->Submit(proto::FsReleasedirRequest{fh}, [](proto::FsReply) {});
+          fs->ReleaseRemoteDir(fh);
           fuse_reply_err(req, 0);
         },
         [fs, req, fh = o.fh](int err) {
-          fs->o_.backend->Submit(proto::FsReleasedirRequest{fh}, [](proto::FsReply) {});
+          fs->ReleaseRemoteDir(fh);
           fuse_reply_err(req, err);
         });
   });

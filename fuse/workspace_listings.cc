@@ -5,6 +5,8 @@
 
 #include <cerrno>
 
+#include "fuse/workspace_nodes.h"
+
 namespace mproxy::fuse {
 namespace {
 
@@ -13,13 +15,6 @@ namespace {
 constexpr size_t kAheadParallel = 16;
 constexpr size_t kAheadPerListing = 256;
 constexpr size_t kMaxCachedEntries = 200000;
-
-std::string Join(const std::string& dir, std::string_view name) {
-  std::string p = dir;
-  if (p.empty() || p.back() != '/') p += '/';
-  p += name;
-  return p;
-}
 
 }  // namespace
 
@@ -68,7 +63,7 @@ void ListingCache::Finished(const std::string& path, uint64_t generation, proto:
   int err = 0;
   std::shared_ptr<Entries> entries;
   if (!parsed) {
-    err = parsed.error().sys_errno() > 0 ? parsed.error().sys_errno() : EIO;
+    err = proto::FsErrno(parsed.error());
   } else if (parsed->eof) {
     entries = std::make_shared<Entries>(std::move(parsed->entries));
   }
@@ -91,7 +86,8 @@ void ListingCache::Finished(const std::string& path, uint64_t generation, proto:
     if (entries && !waiters.empty()) QueueChildrenLocked(path, *entries);
     start = TakeStartableLocked();
   }
-  // Waiters get their own copy when the cache may change the stored one.
+  // Waiters share the stored listing read-only: the cache copies it before
+  // changing a listing anyone else still holds (WritableLocked).
   std::shared_ptr<const Entries> shared = entries;
   for (auto& w : waiters) w(err, shared);
   for (const auto& p : start) Start(p);
@@ -199,7 +195,7 @@ void ListingCache::QueueChildrenLocked(const std::string& path, const Entries& e
   for (const auto& e : entries) {
     if (n >= kAheadPerListing) break;
     if (!e.attr || !S_ISDIR(e.attr->mode) || e.name == "." || e.name == "..") continue;
-    std::string child = Join(path, e.name);
+    std::string child = JoinPath(path, e.name);
     if (listings_.count(child) || fetching_.count(child) || queued_.count(child)) continue;
     queued_.insert(child);
     ahead_queue_.push_back(std::move(child));

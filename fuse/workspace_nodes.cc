@@ -5,6 +5,13 @@
 
 namespace mproxy::fuse {
 
+std::string JoinPath(std::string_view dir, std::string_view name) {
+  std::string path(dir);
+  if (path.empty() || path.back() != '/') path += '/';
+  path += name;
+  return path;
+}
+
 NodeTable::NodeTable(std::string root) : root_(std::move(root)) {
   Node r;
   r.nlookup = 1;  // the root is never forgotten
@@ -20,10 +27,7 @@ std::optional<std::string> NodeTable::PathOfLocked(fuse_ino_t ino) const {
     ino = it->second.parent;
   }
   std::string path = root_;
-  for (auto it = names.rbegin(); it != names.rend(); ++it) {
-    if (path.empty() || path.back() != '/') path += '/';
-    path += **it;
-  }
+  for (auto it = names.rbegin(); it != names.rend(); ++it) path = JoinPath(path, **it);
   return path;
 }
 
@@ -45,9 +49,7 @@ std::optional<std::string> NodeTable::ChildPath(fuse_ino_t parent, std::string_v
   std::lock_guard lock(mu_);
   auto path = PathOfLocked(parent);
   if (!path) return std::nullopt;
-  if (path->back() != '/') *path += '/';
-  *path += name;
-  return path;
+  return JoinPath(*path, name);
 }
 
 void NodeTable::MarkFreshLocked(fuse_ino_t ino, Node& node, Clock::time_point until) {

@@ -18,6 +18,9 @@
 
 namespace mproxy::fuse {
 
+// `dir` + "/" + `name`, with no doubled slash when `dir` is "/".
+std::string JoinPath(std::string_view dir, std::string_view name);
+
 // What identifies a file's contents for the page cache: when an OPEN sees
 // the same values as before, the kernel may keep the pages it has.
 struct ContentStamp {

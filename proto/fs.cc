@@ -541,6 +541,31 @@ FsRequest MakeFsRequest(uint64_t id, const FsOpRequest& r) {
   return out;
 }
 
+FsRequest MakeFsRequest(uint64_t id, FsOpRequest&& r) {
+  FsRequest out;
+  out.id = id;
+  out.op = static_cast<uint32_t>(OpOf(r));
+  out.fields = std::visit([](auto&& req) { return ToFields(std::move(req)); }, std::move(r));
+  return out;
+}
+
+std::string DescribeFsRequest(const FsOpRequest& r) {
+  return std::visit(
+      [](const auto& req) {
+        using T = std::decay_t<decltype(req)>;
+        std::string out = kOpNames[static_cast<uint32_t>(T::kOp) - 1];
+        if constexpr (requires { req.path; }) {
+          if constexpr (IsOptional<decltype(T::path)>::value) {
+            if (req.path) out += " " + *req.path;
+          } else {
+            out += " " + req.path;
+          }
+        }
+        return out;
+      },
+      r);
+}
+
 FsReply MakeFsReply(uint64_t id, FsOpReply r) {
   FsReply out;
   out.id = id;

@@ -4,6 +4,7 @@
 // operations". No other code reads or writes raw FsFields keys.
 #pragma once
 
+#include <cerrno>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -689,13 +690,18 @@ Result<FsOpRequest> ParseFsRequest(const FsRequest& r);
 // Same, moving strings (WRITE data) out of `r` instead of copying them.
 Result<FsOpRequest> ParseFsRequest(FsRequest&& r);
 FsRequest MakeFsRequest(uint64_t id, const FsOpRequest& r);
+// Same, moving strings (WRITE data) out of `r` instead of copying them.
+FsRequest MakeFsRequest(uint64_t id, FsOpRequest&& r);
+// "READ" or "OPEN /path": the op's name and its path, if it has one, for
+// logs.
+std::string DescribeFsRequest(const FsOpRequest& r);
 
 FsReply MakeFsReply(uint64_t id, FsOpReply r);
 FsReply MakeFsError(uint64_t id, int err);
 
 // The typed reply to a request of op `op`: a failed op gives an Error with
 // sys_errno() set to the reply's errno; a reply that lacks what the op's
-// reply needs gives an Error with EIO.
+// reply needs (or a negative errno) gives an Error with EIO.
 Status ParseFsReply(FsOp op, const FsReply& r, FsEmptyReply* out);
 Status ParseFsReply(FsOp op, const FsReply& r, FsAttrReply* out);
 Status ParseFsReply(FsOp op, const FsReply& r, FsOpenReply* out);
@@ -706,6 +712,10 @@ Status ParseFsReply(FsOp op, const FsReply& r, FsWriteReply* out);
 Status ParseFsReply(FsOp op, const FsReply& r, FsReadlinkReply* out);
 Status ParseFsReply(FsOp op, const FsReply& r, FsStatfsReply* out);
 Status ParseFsReply(FsOp op, const FsReply& r, FsXattrReply* out);
+
+// The errno to answer a failed op with, from ParseFsReply's Error: always
+// positive (EIO when the Error carries none).
+inline int FsErrno(const Error& e) { return e.sys_errno() > 0 ? e.sys_errno() : EIO; }
 
 // ParseFsReply for the reply type of request type Req.
 template <class Req>
