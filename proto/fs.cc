@@ -39,10 +39,10 @@ struct IsOptional<std::optional<T>> : std::true_type {};
 constexpr uint64_t kMaxOffset = static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
 
 const char* const kOpNames[] = {
-    "GETATTR",  "OPENDIR",   "READDIR",     "RELEASEDIR", "OPEN",   "READ",   "WRITE",
-    "FSYNC",    "RELEASE",   "MKDIR",       "MKNOD",      "UNLINK", "RMDIR",  "RENAME",
-    "SYMLINK",  "READLINK",  "LINK",        "SETATTR",    "STATFS", "ACCESS", "GETXATTR",
-    "SETXATTR", "LISTXATTR", "REMOVEXATTR", "FALLOCATE", "LISTDIR",
+    "GETATTR",  "OPENDIR",   "READDIR",     "RELEASEDIR", "OPEN",    "READ",   "WRITE",
+    "FSYNC",    "RELEASE",   "MKDIR",       "MKNOD",      "UNLINK",  "RMDIR",  "RENAME",
+    "SYMLINK",  "READLINK",  "LINK",        "SETATTR",    "STATFS",  "ACCESS", "GETXATTR",
+    "SETXATTR", "LISTXATTR", "REMOVEXATTR", "FALLOCATE",  "LISTDIR",
 };
 static_assert(std::size(kOpNames) == std::variant_size_v<FsOpRequest>);
 
@@ -307,6 +307,52 @@ FsOp OpOf(const FsOpRequest& r) { return static_cast<FsOp>(r.index() + 1); }
 
 // --- flags -------------------------------------------------------------------
 
+namespace {
+
+// One flag: its wire bit and this host's.
+struct FlagBit {
+  uint32_t wire;
+  int host;
+};
+
+template <size_t N>
+int BitsToHost(uint32_t wire, const FlagBit (&bits)[N]) {
+  int host = 0;
+  for (const FlagBit& b : bits) {
+    if (wire & b.wire) host |= b.host;
+  }
+  return host;
+}
+
+template <size_t N>
+uint32_t BitsFromHost(int host, const FlagBit (&bits)[N]) {
+  uint32_t wire = 0;
+  for (const FlagBit& b : bits) {
+    if (host & b.host) wire |= b.wire;
+  }
+  return wire;
+}
+
+// The open flags that are one bit on both sides; the access mode and the
+// sync flags (O_SYNC includes O_DSYNC's bit on Linux) are handled apart.
+constexpr FlagBit kOpenBits[] = {
+    {FsOpenFlag::kCreat, O_CREAT},       {FsOpenFlag::kExcl, O_EXCL},
+    {FsOpenFlag::kTrunc, O_TRUNC},       {FsOpenFlag::kAppend, O_APPEND},
+    {FsOpenFlag::kNofollow, O_NOFOLLOW}, {FsOpenFlag::kDirectory, O_DIRECTORY},
+    {FsOpenFlag::kNoatime, O_NOATIME}};
+constexpr FlagBit kRenameBits[] = {{FsRenameFlag::kNoreplace, RENAME_NOREPLACE},
+                                   {FsRenameFlag::kExchange, RENAME_EXCHANGE}};
+constexpr FlagBit kXattrBits[] = {{FsXattrFlag::kCreate, XATTR_CREATE},
+                                  {FsXattrFlag::kReplace, XATTR_REPLACE}};
+constexpr FlagBit kFallocateBits[] = {{FsFallocateFlag::kKeepSize, FALLOC_FL_KEEP_SIZE},
+                                      {FsFallocateFlag::kPunchHole, FALLOC_FL_PUNCH_HOLE},
+                                      {FsFallocateFlag::kZeroRange, FALLOC_FL_ZERO_RANGE}};
+// Both sides say "exists" with 0 (F_OK).
+constexpr FlagBit kAccessBits[] = {
+    {FsAccessFlag::kRead, R_OK}, {FsAccessFlag::kWrite, W_OK}, {FsAccessFlag::kExecute, X_OK}};
+
+}  // namespace
+
 int OpenFlagsToHost(uint32_t wire) {
   int host = 0;
   switch (wire & FsOpenFlag::kAccmode) {
@@ -320,16 +366,9 @@ int OpenFlagsToHost(uint32_t wire) {
       host = O_RDONLY;
       break;
   }
-  if (wire & FsOpenFlag::kCreat) host |= O_CREAT;
-  if (wire & FsOpenFlag::kExcl) host |= O_EXCL;
-  if (wire & FsOpenFlag::kTrunc) host |= O_TRUNC;
-  if (wire & FsOpenFlag::kAppend) host |= O_APPEND;
-  if (wire & FsOpenFlag::kNofollow) host |= O_NOFOLLOW;
-  if (wire & FsOpenFlag::kDirectory) host |= O_DIRECTORY;
-  // O_SYNC includes the O_DSYNC bit on Linux: test SYNC first.
+  host |= BitsToHost(wire, kOpenBits);
   if (wire & FsOpenFlag::kSync) host |= O_SYNC;
   if (wire & FsOpenFlag::kDsync) host |= O_DSYNC;
-  if (wire & FsOpenFlag::kNoatime) host |= O_NOATIME;
   return host;
 }
 
@@ -346,79 +385,28 @@ uint32_t OpenFlagsFromHost(int host) {
       wire = FsOpenFlag::kRdonly;
       break;
   }
-  if (host & O_CREAT) wire |= FsOpenFlag::kCreat;
-  if (host & O_EXCL) wire |= FsOpenFlag::kExcl;
-  if (host & O_TRUNC) wire |= FsOpenFlag::kTrunc;
-  if (host & O_APPEND) wire |= FsOpenFlag::kAppend;
-  if (host & O_NOFOLLOW) wire |= FsOpenFlag::kNofollow;
-  if (host & O_DIRECTORY) wire |= FsOpenFlag::kDirectory;
+  wire |= BitsFromHost(host, kOpenBits);
   if ((host & O_SYNC) == O_SYNC) {
     wire |= FsOpenFlag::kSync;
   } else if (host & O_DSYNC) {
     wire |= FsOpenFlag::kDsync;
   }
-  if (host & O_NOATIME) wire |= FsOpenFlag::kNoatime;
   return wire;
 }
 
 unsigned RenameFlagsToHost(uint32_t wire) {
-  unsigned host = 0;
-  if (wire & FsRenameFlag::kNoreplace) host |= RENAME_NOREPLACE;
-  if (wire & FsRenameFlag::kExchange) host |= RENAME_EXCHANGE;
-  return host;
+  return static_cast<unsigned>(BitsToHost(wire, kRenameBits));
 }
-
 uint32_t RenameFlagsFromHost(unsigned host) {
-  uint32_t wire = 0;
-  if (host & RENAME_NOREPLACE) wire |= FsRenameFlag::kNoreplace;
-  if (host & RENAME_EXCHANGE) wire |= FsRenameFlag::kExchange;
-  return wire;
+  return BitsFromHost(static_cast<int>(host), kRenameBits);
 }
-
-int XattrFlagsToHost(uint32_t wire) {
-  int host = 0;
-  if (wire & FsXattrFlag::kCreate) host |= XATTR_CREATE;
-  if (wire & FsXattrFlag::kReplace) host |= XATTR_REPLACE;
-  return host;
-}
-
-uint32_t XattrFlagsFromHost(int host) {
-  uint32_t wire = 0;
-  if (host & XATTR_CREATE) wire |= FsXattrFlag::kCreate;
-  if (host & XATTR_REPLACE) wire |= FsXattrFlag::kReplace;
-  return wire;
-}
-
-int FallocateModeToHost(uint32_t wire) {
-  int host = 0;
-  if (wire & FsFallocateFlag::kKeepSize) host |= FALLOC_FL_KEEP_SIZE;
-  if (wire & FsFallocateFlag::kPunchHole) host |= FALLOC_FL_PUNCH_HOLE;
-  if (wire & FsFallocateFlag::kZeroRange) host |= FALLOC_FL_ZERO_RANGE;
-  return host;
-}
-
-uint32_t FallocateModeFromHost(int host) {
-  uint32_t wire = 0;
-  if (host & FALLOC_FL_KEEP_SIZE) wire |= FsFallocateFlag::kKeepSize;
-  if (host & FALLOC_FL_PUNCH_HOLE) wire |= FsFallocateFlag::kPunchHole;
-  if (host & FALLOC_FL_ZERO_RANGE) wire |= FsFallocateFlag::kZeroRange;
-  return wire;
-}
-
-int AccessMaskToHost(uint32_t wire) {
-  int host = F_OK;
-  if (wire & FsAccessFlag::kRead) host |= R_OK;
-  if (wire & FsAccessFlag::kWrite) host |= W_OK;
-  if (wire & FsAccessFlag::kExecute) host |= X_OK;
-  return host;
-}
-
+int XattrFlagsToHost(uint32_t wire) { return BitsToHost(wire, kXattrBits); }
+uint32_t XattrFlagsFromHost(int host) { return BitsFromHost(host, kXattrBits); }
+int FallocateModeToHost(uint32_t wire) { return BitsToHost(wire, kFallocateBits); }
+uint32_t FallocateModeFromHost(int host) { return BitsFromHost(host, kFallocateBits); }
+int AccessMaskToHost(uint32_t wire) { return F_OK | BitsToHost(wire, kAccessBits); }
 uint32_t AccessMaskFromHost(int host) {
-  uint32_t wire = FsAccessFlag::kExists;
-  if (host & R_OK) wire |= FsAccessFlag::kRead;
-  if (host & W_OK) wire |= FsAccessFlag::kWrite;
-  if (host & X_OK) wire |= FsAccessFlag::kExecute;
-  return wire;
+  return FsAccessFlag::kExists | BitsFromHost(host, kAccessBits);
 }
 
 // --- per-op rules ------------------------------------------------------------
