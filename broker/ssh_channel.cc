@@ -55,9 +55,10 @@ void SshChannel::QueueInput(std::string data) {
 
 void SshChannel::QueueEof() { eof_queued_ = true; }
 
-bool SshChannel::Pump() {
-  if (delivered_) {
-    delivered_ = false;
+bool SshChannel::Pump(bool more_input) {
+  // One wake-up of the consumer per burst, not per 4 KiB socket read.
+  if (burst_ > 0 && (!more_input || burst_ >= kMaxBurst)) {
+    burst_ = 0;
     if (sink_.on_round_end) sink_.on_round_end();
   }
   switch (state_) {
@@ -177,7 +178,7 @@ void SshChannel::Finish(ChannelExit exit) {
 void SshChannel::HandleData(const char* data, size_t len, bool is_stderr) {
   if (!is_stderr) {
     if (sink_.on_stdout) sink_.on_stdout(std::string_view(data, len));
-    delivered_ = true;
+    burst_ += len;
     return;
   }
   // Forward whole lines; keep the tail until its newline (or the end).

@@ -28,8 +28,9 @@ struct ChannelSink {
   std::function<void(std::string_view)> on_stderr;   // whole lines, with '\n'
   std::function<void(const Status&)> on_started;     // exec accepted, or why not
   std::function<void(const ChannelExit&)> on_finished;  // last event, once
-  // At the start of each Pump() that follows delivered stdout: the end of
-  // one read round.
+  // The end of a burst of stdout: at the start of a Pump() that follows
+  // delivered stdout, unless that Pump() was told more input is already
+  // waiting on the socket (then the burst goes on, up to kMaxBurst bytes).
   std::function<void()> on_round_end;
 };
 
@@ -46,8 +47,16 @@ class SshChannel {
 
   // Makes whatever progress is possible without blocking: open, exec, write
   // stdin, send EOF, notice the end. Returns true once finished (the sink's
-  // on_finished has run and the channel can be destroyed).
-  bool Pump();
+  // on_finished has run and the channel can be destroyed). `more_input`:
+  // the socket already has more bytes to read, so the end of a burst of
+  // stdout may wait for them.
+  bool Pump(bool more_input = false);
+
+  // Stdout a burst may gather before on_round_end runs anyway.
+  static constexpr size_t kMaxBurst = 256 * 1024;
+
+  // Stdout delivered whose on_round_end is still to come.
+  bool holding_burst() const { return burst_ > 0; }
 
   // The connection is gone or closing: finish now with `why`.
   void Fail(const Status& why);
@@ -67,7 +76,7 @@ class SshChannel {
                            const char* errmsg, const char* lang, void* self) noexcept;
 
   void HandleData(const char* data, size_t len, bool is_stderr);
-  bool delivered_ = false;  // stdout delivered since the last Pump()
+  size_t burst_ = 0;  // stdout bytes delivered since the last on_round_end
   Status WriteInput();
   void Finish(ChannelExit exit);
   std::string Describe() const;

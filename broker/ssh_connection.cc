@@ -16,6 +16,9 @@
 namespace mproxy::broker {
 namespace {
 
+// What libssh 0.10 reads from the socket per poll round (MAX_BUF_SIZE).
+constexpr std::uint64_t kLibsshReadSize = 4096;
+
 using Clock = std::chrono::steady_clock;
 
 Status ExitToStatus(const std::string& command, const ChannelExit& exit) {
@@ -186,16 +189,25 @@ void SshConnection::Loop() {
   last_heard_ = Clock::now();
   last_in_bytes_ = socket_counter_.in_bytes;
   probes_sent_ = 0;
+  std::uint64_t round_start_in = socket_counter_.in_bytes;
   for (;;) {
+    // libssh reads the socket 4 KiB per poll round; a full read means more
+    // is probably waiting, so a channel may hold its burst of stdout for the
+    // next round (which then polls without blocking: a wrong guess costs
+    // one extra poll, never a stall).
+    const bool more_input = socket_counter_.in_bytes - round_start_in >= kLibsshReadSize;
+    round_start_in = socket_counter_.in_bytes;
+    bool holding = false;
     TakeRequests();
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (stopping_) break;
     }
     for (auto it = channels_.begin(); it != channels_.end();) {
-      if (it->second->Pump()) {
+      if (it->second->Pump(more_input)) {
         it = channels_.erase(it);
       } else {
+        holding = holding || it->second->holding_burst();
         ++it;
       }
     }
@@ -210,6 +222,7 @@ void SshConnection::Loop() {
       EndAll(s);
       return;
     }
+    if (holding) timeout_ms = 0;
     if (ssh_event_dopoll(event_, timeout_ms) == SSH_ERROR) {
       int after = ssh_get_status(session_);
       if ((after & (SSH_CLOSED | SSH_CLOSED_ERROR)) == 0 && ssh_is_connected(session_)) {
