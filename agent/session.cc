@@ -63,7 +63,8 @@ proto::Exit ExitFromStatus(uint32_t channel, int wait_status) {
 Session::Session(uv_loop_t* loop, SessionOptions options)
     : loop_(loop),
       options_(std::move(options)),
-      mux_(this, proto::MakeHello(options_.program_version, {"exec", "pty", "path", "fs"})),
+      mux_(this, proto::MakeHello(options_.program_version, {"exec", "pty", "path", "fs"},
+                                   proto::kPreferredWindow)),
       reaper_(loop, [this](pid_t pid, int status) { OnChildExit(pid, status); }),
       killer_(loop, options_.kill_grace),
       fs_(

@@ -24,7 +24,8 @@ AgentLink::AgentLink(uv_loop_t* loop, std::unique_ptr<ByteStream> stream, std::s
       log_(Log("link")),
       mux_(this, proto::MakeHello(MPROXY_VERSION,
                                   std::vector<std::string>(std::begin(kCapabilities),
-                                                           std::end(kCapabilities)))) {
+                                                           std::end(kCapabilities)),
+                                  proto::kPreferredWindow)) {
   async_ = new uv_async_t;
   uv_async_init(loop_, async_, &AgentLink::OnAsync);
   async_->data = this;

@@ -7,8 +7,10 @@
 
 namespace mproxy::proto {
 
-Hello MakeHello(std::string program_version, std::vector<std::string> capabilities) {
+Hello MakeHello(std::string program_version, std::vector<std::string> capabilities,
+                uint32_t window) {
   Hello h;
+  h.window = window;
   h.versions = {kProtocolVersion};
   h.program_version = std::move(program_version);
   struct utsname u {};

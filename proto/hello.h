@@ -11,7 +11,8 @@ namespace mproxy::proto {
 
 // A Hello for this build: magic, kProtocolVersion, the given program version,
 // this machine's OS and architecture (from uname), and `capabilities`.
-Hello MakeHello(std::string program_version, std::vector<std::string> capabilities);
+Hello MakeHello(std::string program_version, std::vector<std::string> capabilities,
+                uint32_t window = 0);
 
 // The highest version both Hellos list, or an error that names the versions
 // each side speaks (and a wrong magic string).

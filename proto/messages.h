@@ -177,6 +177,7 @@ struct Hello {
   std::string os;
   std::string arch;
   std::vector<std::string> capabilities;
+  uint32_t window = 0;  // credit per stream the sender grants; 0: kInitialWindow
 
   template <class S, class V>
   static void Fields(S& s, V& v) {
@@ -186,6 +187,7 @@ struct Hello {
     v(4, "os", s.os, kOptional | kText);
     v(5, "arch", s.arch, kOptional | kText);
     v(6, "capabilities", s.capabilities, kOptional | kText);
+    v(7, "window", s.window, kOptional);
   }
   bool operator==(const Hello&) const = default;
 };

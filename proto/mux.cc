@@ -8,7 +8,17 @@
 
 namespace mproxy::proto {
 
-Mux::Mux(MuxDelegate* delegate, Hello mine) : delegate_(delegate), mine_(std::move(mine)) {
+namespace {
+
+// The credit a Hello's `window` grants per stream.
+uint64_t GrantedWindow(uint32_t window) {
+  return std::clamp<uint64_t>(window, kInitialWindow, kMaxInitialWindow);
+}
+
+}  // namespace
+
+Mux::Mux(MuxDelegate* delegate, Hello mine)
+    : delegate_(delegate), mine_(std::move(mine)), local_window_(GrantedWindow(mine_.window)) {
   // Our own Hello always fits in a frame; an oversized one is a programming error.
   auto s = EncodeFrame(mine_, &control_);
   (void)s;
@@ -59,6 +69,15 @@ Status Mux::Dispatch(Message&& m) {
     if (!v) return Fail(ErrorMsg::kVersion, v.error().message());
     version_ = *v;
     hello_received_ = true;
+    // Streams opened before the peer's Hello started with the least credit.
+    const uint64_t granted = GrantedWindow(hello->window);
+    for (auto& [channel, c] : channels_) {
+      for (auto& [fd, out] : c.out) {
+        out.credit += granted - peer_window_;
+        MaybeQueue(channel, fd, out);
+      }
+    }
+    peer_window_ = granted;
     delegate_->OnHello(*hello, version_);
     return Ok();
   }
@@ -76,7 +95,7 @@ Status Mux::Dispatch(Message&& m) {
         ++dropped_frames_;
         return Ok();
       }
-      InStream& in = ch->second.in[e.fd];
+      InStream& in = InFor(ch->second, e.fd);
       if (in.eof) {
         return Fail(ErrorMsg::kProtocol, "second Eof on channel " + std::to_string(e.channel) +
                                              " fd " + std::to_string(e.fd));
@@ -95,7 +114,7 @@ Status Mux::Dispatch(Message&& m) {
           ++dropped_frames_;
           return Ok();
         }
-        s = &ch->second.out[w.fd];
+        s = &OutFor(ch->second, w.fd);
       }
       if (s->credit + w.credit < s->credit || s->credit + w.credit > (uint64_t{1} << 40)) {
         return Fail(ErrorMsg::kProtocol, "Window overflows the credit of channel " +
@@ -139,7 +158,7 @@ Status Mux::OnDataFrame(uint32_t channel, uint32_t fd, std::string_view bytes) {
     ++dropped_frames_;
     return Ok();
   }
-  InStream& in = ch->second.in[fd];
+  InStream& in = InFor(ch->second, fd);
   if (in.eof) {
     return Fail(ErrorMsg::kProtocol, "Data after Eof on channel " + std::to_string(channel) +
                                          " fd " + std::to_string(fd));
@@ -191,6 +210,18 @@ void Mux::OpenChannel(uint32_t channel) { channels_[channel]; }
 
 bool Mux::HasChannel(uint32_t channel) const { return channels_.count(channel) != 0; }
 
+Mux::OutStream& Mux::OutFor(Channel& c, uint32_t fd) {
+  auto [it, created] = c.out.try_emplace(fd);
+  if (created) it->second.credit = peer_window_;
+  return it->second;
+}
+
+Mux::InStream& Mux::InFor(Channel& c, uint32_t fd) {
+  auto [it, created] = c.in.try_emplace(fd);
+  if (created) it->second.window = local_window_;
+  return it->second;
+}
+
 Mux::OutStream* Mux::FindOut(uint32_t channel, uint32_t fd) {
   auto ch = channels_.find(channel);
   if (ch == channels_.end()) return nullptr;
@@ -213,7 +244,7 @@ size_t Mux::WriteRoom(uint32_t channel, uint32_t fd) const {
 size_t Mux::Write(uint32_t channel, uint32_t fd, std::string_view bytes) {
   auto ch = channels_.find(channel);
   if (ch == channels_.end()) return 0;
-  OutStream& s = ch->second.out[fd];
+  OutStream& s = OutFor(ch->second, fd);
   if (s.eof_pending) return 0;
   size_t room = kSendBufferLimit - std::min(kSendBufferLimit, s.pending());
   size_t n = std::min(room, bytes.size());
@@ -231,7 +262,7 @@ size_t Mux::Write(uint32_t channel, uint32_t fd, std::string_view bytes) {
 void Mux::WriteEof(uint32_t channel, uint32_t fd) {
   auto ch = channels_.find(channel);
   if (ch == channels_.end()) return;
-  OutStream& s = ch->second.out[fd];
+  OutStream& s = OutFor(ch->second, fd);
   if (s.eof_pending) return;
   s.eof_pending = true;
   MaybeQueue(channel, fd, s);
@@ -246,7 +277,7 @@ void Mux::Consume(uint32_t channel, uint32_t fd, size_t n) {
   in.unacked += n;
   // Return credit in batches: half a window keeps the pipe full without a
   // Window frame per Data frame.
-  if (in.unacked >= kInitialWindow / 2) {
+  if (in.unacked >= local_window_ / 2) {
     Window w;
     w.channel = channel;
     w.fd = fd;
@@ -333,7 +364,7 @@ void Mux::TakeOutput(std::string* out, size_t max_bytes) {
 
 uint64_t Mux::SendCredit(uint32_t channel, uint32_t fd) const {
   const OutStream* s = FindOut(channel, fd);
-  return s == nullptr ? (HasChannel(channel) ? kInitialWindow : 0) : s->credit;
+  return s == nullptr ? (HasChannel(channel) ? peer_window_ : 0) : s->credit;
 }
 
 size_t Mux::Buffered(uint32_t channel, uint32_t fd) const {

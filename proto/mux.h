@@ -18,9 +18,15 @@
 
 namespace mproxy::proto {
 
-// Credit each data stream starts with, in each direction (bytes). Fixed by
-// protocol version 1.
+// Credit each data stream starts with, in each direction (bytes), unless the
+// receiver's Hello grants more (key 7 `window`): the least every peer grants.
 inline constexpr uint64_t kInitialWindow = 256 * 1024;
+// The most credit per stream a Hello may grant; larger values count as this.
+inline constexpr uint64_t kMaxInitialWindow = 64 * 1024 * 1024;
+// What mproxy's own broker and agent grant: on a CPU-bound loopback pipe,
+// 256 KiB leaves the sender waiting for Window frames (about 270 MB/s
+// against 400 MB/s here; docs/PERFORMANCE.md).
+inline constexpr uint32_t kPreferredWindow = 2 * 1024 * 1024;
 // Largest payload of one Data frame the mux produces.
 inline constexpr size_t kMaxDataChunk = 64 * 1024;
 // Bytes Write() buffers per outgoing stream before it pushes back.
@@ -56,7 +62,8 @@ class MuxDelegate {
 // normal tail of a channel the other side already closed.
 class Mux {
  public:
-  // Queues `mine` as the first frame.
+  // Queues `mine` as the first frame. `mine.window` is the credit this side
+  // grants each stream the peer sends on (0: kInitialWindow).
   Mux(MuxDelegate* delegate, Hello mine);
   Mux(const Mux&) = delete;
   Mux& operator=(const Mux&) = delete;
@@ -107,7 +114,7 @@ class Mux {
   struct OutStream {
     std::string buf;
     size_t head = 0;  // bytes of buf already sent
-    uint64_t credit = kInitialWindow;
+    uint64_t credit = 0;  // set from the peer's window when created
     bool eof_pending = false;
     bool eof_sent = false;
     bool want_writable = false;
@@ -115,7 +122,7 @@ class Mux {
     size_t pending() const { return buf.size() - head; }
   };
   struct InStream {
-    uint64_t window = kInitialWindow;  // bytes the peer may still send
+    uint64_t window = 0;   // bytes the peer may still send (ours when created)
     uint64_t unacked = 0;              // consumed, not yet returned as credit
     bool eof = false;
   };
@@ -137,11 +144,15 @@ class Mux {
   void MaybeQueue(uint32_t channel, uint32_t fd, OutStream& s);
   bool ChannelDrained(const Channel& c) const;
   void ReleaseAfterData(Channel& c, std::string* out);
+  OutStream& OutFor(Channel& c, uint32_t fd);
+  InStream& InFor(Channel& c, uint32_t fd);
   OutStream* FindOut(uint32_t channel, uint32_t fd);
   const OutStream* FindOut(uint32_t channel, uint32_t fd) const;
 
   MuxDelegate* delegate_;
   Hello mine_;
+  uint64_t local_window_;                  // credit we grant per stream
+  uint64_t peer_window_ = kInitialWindow;  // credit the peer grants per stream
   uint32_t version_ = 0;
   bool hello_received_ = false;
   Status failed_;

@@ -275,6 +275,85 @@ TEST_CASE("data beyond the granted credit ends the session", "[proto]") {
           "peer exceeded its credit on channel 2 fd 0 (65536 bytes, 0 allowed)");
 }
 
+TEST_CASE("a Hello's window is the credit the peer may use on every stream", "[proto]") {
+  constexpr uint32_t kGranted = 1024 * 1024;
+  NullDelegate d;
+  Mux m(&d, MakeHello("0.1", {}, kGranted));
+  std::string in = HelloFrame();
+  REQUIRE(EncodeFrame(OpenExec(2), &in).ok());
+  std::string chunk(kMaxDataChunk, 'x');
+  // Four times the least window fits; one more byte does not.
+  for (uint64_t sent = 0; sent < kGranted; sent += chunk.size()) {
+    REQUIRE(EncodeDataFrame(2, 0, chunk, &in).ok());
+  }
+  REQUIRE(m.Feed(in).ok());
+  in.clear();
+  REQUIRE(EncodeDataFrame(2, 0, "y", &in).ok());
+  auto s = m.Feed(in);
+  REQUIRE_FALSE(s.ok());
+  REQUIRE(s.error().message() == "peer exceeded its credit on channel 2 fd 0 (1 bytes, 0 allowed)");
+}
+
+TEST_CASE("a sender uses the window the peer's Hello grants, also on streams opened before it",
+          "[proto]") {
+  NullDelegate d;
+  Mux m(&d, MakeHello("0.1", {}));
+  REQUIRE(m.Send(OpenExec(1)).ok());
+  REQUIRE(m.Write(1, 0, "early") == 5);
+  // Before the peer's Hello only the least window may be used.
+  REQUIRE(m.SendCredit(1, 0) == kInitialWindow);
+  std::string out;
+  m.TakeOutput(&out, 1 << 20);
+  REQUIRE(m.SendCredit(1, 0) == kInitialWindow - 5);
+
+  std::string in;
+  REQUIRE(EncodeFrame(MakeHello("peer", {}, 3 * 1024 * 1024), &in).ok());
+  REQUIRE(m.Feed(in).ok());
+  REQUIRE(m.SendCredit(1, 0) == 3 * 1024 * 1024 - 5);
+  REQUIRE(m.Send(OpenExec(2)).ok());
+  REQUIRE(m.SendCredit(2, 1) == 3 * 1024 * 1024);
+}
+
+TEST_CASE("a Hello's window counts as at least the least window and at most the largest",
+          "[proto]") {
+  for (auto [granted, expected] : {std::pair<uint32_t, uint64_t>{0, kInitialWindow},
+                                   {1000, kInitialWindow},
+                                   {UINT32_MAX, kMaxInitialWindow}}) {
+    INFO("granted " << granted);
+    NullDelegate d;
+    Mux m(&d, MakeHello("0.1", {}));
+    std::string in;
+    REQUIRE(EncodeFrame(MakeHello("peer", {}, granted), &in).ok());
+    REQUIRE(m.Feed(in).ok());
+    REQUIRE(m.Send(OpenExec(1)).ok());
+    REQUIRE(m.SendCredit(1, 0) == expected);
+  }
+}
+
+TEST_CASE("a receiver granting a larger window returns credit every half of it", "[proto]") {
+  constexpr uint32_t kGranted = 1024 * 1024;
+  NullDelegate d;
+  Mux m(&d, MakeHello("0.1", {}, kGranted));
+  std::string in = HelloFrame();
+  REQUIRE(EncodeFrame(OpenExec(2), &in).ok());
+  std::string chunk(kMaxDataChunk, 'z');
+  for (uint64_t sent = 0; sent < kGranted / 2; sent += chunk.size()) {
+    REQUIRE(EncodeDataFrame(2, 0, chunk, &in).ok());
+  }
+  REQUIRE(m.Feed(in).ok());
+  std::string out;
+  m.TakeOutput(&out, 1 << 20);  // our Hello
+  out.clear();
+  m.Consume(2, 0, kGranted / 2 - 1);
+  m.TakeOutput(&out, 1 << 20);
+  REQUIRE(out.empty());  // the least window's half is long past, ours is not
+  m.Consume(2, 0, 1);
+  m.TakeOutput(&out, 1 << 20);
+  auto frames = Frames(out);
+  REQUIRE(frames.size() == 1);
+  REQUIRE(std::get<Window>(frames[0]).credit == kGranted / 2);
+}
+
 TEST_CASE("frames for channels that do not exist are dropped", "[proto]") {
   NullDelegate d;
   Mux m(&d, MakeHello("0.1", {}));
