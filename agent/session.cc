@@ -1,6 +1,8 @@
 // Session: stdin/stdout framing through the Mux, channels, and session end.
 #include "agent/session.h"
 
+#include <fcntl.h>
+
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -24,6 +26,7 @@ namespace {
 constexpr size_t kInputBufferSize = 64 * 1024;
 // Bytes taken from the mux per write to stdout.
 constexpr size_t kOutputBatch = 256 * 1024;
+constexpr int kStdoutPipeSize = 1024 * 1024;
 // File-operation replies wait in the FsServer while this many bytes of
 // control frames are queued: enough to keep stdout busy, and far below the
 // mux's kMaxControlBacklog, which would end the session.
@@ -84,6 +87,10 @@ Status Session::Start() {
     out_.data = this;
     write_req_.data = this;
     stdio_open_ = true;
+    // A larger pipe to sshd (when stdout is one) takes a whole output batch
+    // per write: fewer wake-ups of this loop and of sshd while streaming.
+    // Best effort: the kernel may refuse (pipe-max-size, per-user limits).
+    (void)fcntl(options_.out_fd, F_SETPIPE_SZ, kStdoutPipeSize);
     int rc = uv_pipe_open(&in_, options_.in_fd);
     if (rc == 0) rc = uv_pipe_open(&out_, options_.out_fd);
     if (rc == 0) {
