@@ -2,34 +2,104 @@
 #include "broker/ssh_auth.h"
 
 #include <libssh/callbacks.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
 
 #include "broker/ssh_prompt.h"
+#include "common/passwd.h"
 
 namespace mproxy::broker {
 namespace {
 
+// Wrong passphrases allowed per key file, and wrong passwords, before mproxy
+// gives up (as OpenSSH).
+constexpr int kPassphraseAttempts = 3;
+
 struct PromptContext {
   bool allowed = false;
+  std::string key;     // the key file being decrypted; empty: libssh's choice
+  bool asked = false;  // a passphrase was asked since the flag was cleared
 };
 
-// libssh's passphrase callback. noexcept: it is called from C.
-int AskPassphrase(const char* prompt, char* buf, size_t len, int echo, int /*verify*/,
+// libssh's passphrase callback (its own prompt is a bare "Passphrase").
+// noexcept: it is called from C.
+int AskPassphrase(const char* /*prompt*/, char* buf, size_t len, int echo, int /*verify*/,
                   void* userdata) noexcept {
   auto* ctx = static_cast<PromptContext*>(userdata);
   if (ctx == nullptr || !ctx->allowed || len == 0) return -1;
   try {
-    auto answer = PromptOnTerminal(prompt ? prompt : "Passphrase: ", echo != 0);
+    ctx->asked = true;
+    const std::string prompt =
+        "Enter passphrase for key " +
+        (ctx->key.empty() ? std::string("(from the ssh config or ~/.ssh)") : "'" + ctx->key + "'") +
+        ": ";
+    auto answer = PromptOnTerminal(prompt, echo != 0);
     if (!answer.ok() || answer->size() + 1 > len) return -1;
     std::memcpy(buf, answer->c_str(), answer->size() + 1);
     return 0;
   } catch (...) {
     return -1;
   }
+}
+
+std::string ExpandTilde(const std::string& path) {
+  if (path == "~") return HomeDirectory();
+  if (path.rfind("~/", 0) == 0) return HomeDirectory() + path.substr(1);
+  return path;
+}
+
+// One key file named by -i / `identity`: offered by its public half first
+// (no passphrase is asked for a key the server would refuse), then signed
+// with, asking for its passphrase up to kPassphraseAttempts times. Returns
+// an SSH_AUTH_* code; `note` says why a key was not used.
+int TryKeyFile(ssh_session session, const std::string& named, PromptContext* prompts,
+               std::string* note) {
+  const std::string path = ExpandTilde(named);
+  if (access(path.c_str(), R_OK) != 0) {
+    *note = named + ": " + std::strerror(errno);
+    return SSH_AUTH_DENIED;
+  }
+  ssh_key pub = nullptr;
+  if (ssh_pki_import_pubkey_file((path + ".pub").c_str(), &pub) == SSH_OK) {
+    int offered = ssh_userauth_try_publickey(session, nullptr, pub);
+    ssh_key_free(pub);
+    if (offered == SSH_AUTH_ERROR) return offered;
+    if (offered != SSH_AUTH_SUCCESS) {
+      *note = named + ": not accepted by the server";
+      return SSH_AUTH_DENIED;
+    }
+  }
+  prompts->key = named;
+  ssh_key priv = nullptr;
+  int rc = SSH_ERROR;
+  for (int attempt = 0; attempt < kPassphraseAttempts; ++attempt) {
+    prompts->asked = false;
+    rc = ssh_pki_import_privkey_file(path.c_str(), nullptr, &AskPassphrase, prompts, &priv);
+    if (rc == SSH_OK || !prompts->asked) break;
+    // A passphrase was typed and did not decrypt the key.
+  }
+  prompts->key.clear();
+  if (rc != SSH_OK) {
+    if (prompts->asked) {
+      *note = named + ": wrong passphrase";
+    } else if (!prompts->allowed) {
+      *note = named + ": unreadable, or needs a passphrase and there is no terminal to ask on";
+    } else {
+      *note = named + ": not a private key libssh can read";
+    }
+    return SSH_AUTH_DENIED;
+  }
+  rc = ssh_userauth_publickey(session, nullptr, priv);
+  ssh_key_free(priv);
+  if (rc != SSH_AUTH_SUCCESS && rc != SSH_AUTH_ERROR && rc != SSH_AUTH_PARTIAL) {
+    *note = named + ": refused by the server";
+  }
+  return rc;
 }
 
 // Installs the passphrase callback for the duration of authentication and
@@ -140,8 +210,18 @@ Status Authenticate(ssh_session session, const SshTarget& target, const SshOptio
       if (*r) return Ok();
     }
   }
+  // Keys named with -i: tried here, so a passphrase prompt names the file
+  // and a mistyped passphrase can be typed again.
+  std::vector<std::string> keys;
+  for (const auto& named : options.identity_files) {
+    if (!(methods & SSH_AUTH_METHOD_PUBLICKEY)) break;
+    std::string note;
+    auto r = done(TryKeyFile(session, named, &prompts, &note), "public key");
+    if (!r.ok()) return r.error();
+    if (*r) return Ok();
+    keys.push_back(note.empty() ? named : note);
+  }
   if (methods & SSH_AUTH_METHOD_PUBLICKEY) {
-    std::vector<std::string> keys = options.identity_files;
     keys.push_back("IdentityFile from the ssh config");
     keys.push_back("~/.ssh/id_ed25519, id_ecdsa, id_rsa");
     tried.push_back("public keys (" + Join(keys) + ")");
@@ -162,11 +242,16 @@ Status Authenticate(ssh_session session, const SshTarget& target, const SshOptio
   if (methods & SSH_AUTH_METHOD_PASSWORD) {
     if (prompts.allowed) {
       tried.push_back("password");
-      auto password = PromptOnTerminal(target.ToString() + "'s password: ", false);
-      if (password.ok()) {
+      for (int attempt = 0; attempt < kPassphraseAttempts; ++attempt) {
+        auto password = PromptOnTerminal(
+            std::string(attempt > 0 ? "Permission denied, please try again.\n" : "") +
+                target.ToString() + "'s password: ",
+            false);
+        if (!password.ok()) break;
         auto r = done(ssh_userauth_password(session, nullptr, password->c_str()), "password");
         if (!r.ok()) return r.error();
         if (*r) return Ok();
+        if (!(methods & SSH_AUTH_METHOD_PASSWORD)) break;
       }
     } else {
       skipped.push_back("password");

@@ -76,12 +76,8 @@ Status ApplySshOptions(ssh_session session, const SshOptions& options) {
   if (!options.user.empty()) {
     if (auto s = SetOption(session, SSH_OPTIONS_USER, options.user.c_str(), "user"); !s) return s;
   }
-  // SSH_OPTIONS_IDENTITY prepends, so add in reverse to keep the given order.
-  for (auto it = options.identity_files.rbegin(); it != options.identity_files.rend(); ++it) {
-    if (auto s = SetOption(session, SSH_OPTIONS_IDENTITY, it->c_str(), "identity " + *it); !s) {
-      return s;
-    }
-  }
+  // options.identity_files are not handed to libssh: Authenticate tries them
+  // itself, first, so that it can name them in passphrase prompts.
   if (!options.known_hosts_path.empty()) {
     if (auto s = SetOption(session, SSH_OPTIONS_KNOWNHOSTS, options.known_hosts_path.c_str(),
                            "known_hosts");

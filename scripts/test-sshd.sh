@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A throwaway OpenSSH sshd on a free 127.0.0.1 port, for tests and benchmarks.
 #
-#   scripts/test-sshd.sh start DIR [--user NAME]   start it; prints `export` lines
+#   scripts/test-sshd.sh start DIR [--user NAME [--password PW]]
+#                                                  start it; prints `export` lines
 #   scripts/test-sshd.sh env DIR                   print the `export` lines again
 #   scripts/test-sshd.sh stop DIR                  kill it and every session process
 #   scripts/test-sshd.sh pause DIR | resume DIR     SIGSTOP / SIGCONT all of them
@@ -17,6 +18,8 @@
 # accounts). As root, the default is the plain account `mproxy-test`, because
 # root's shell rc files here are slow and sshd runs commands through the login
 # shell. As another user, the default (and only choice) is that user.
+# `--password PW` (with --user) gives the account that password and lets
+# sshd accept password logins, for tests of the password prompt.
 #
 # "Remote side" proof: as root, sshd runs in its own mount namespace
 # (`unshare -m --propagation private`). Inside it a tmpfs is mounted over
@@ -40,7 +43,7 @@ alias_name=mproxy-test
 die() { echo "test-sshd: $*" >&2; exit 1; }
 
 usage() {
-  sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 
@@ -66,7 +69,12 @@ ensure_user() {
     useradd -m -s /bin/bash "$user" || die "useradd $user failed"
   fi
   # Locked accounts ('!' in shadow) are refused by sshd when UsePAM is off.
-  usermod -p '*' "$user" || die "usermod -p '*' $user failed"
+  # With --password the account gets that password instead of none.
+  local hash='*'
+  if [ -n "${2:-}" ]; then
+    hash="$(openssl passwd -6 -stdin <<<"$2")" || die "openssl passwd failed"
+  fi
+  usermod -p "$hash" "$user" || die "usermod -p $user failed"
   flock -u 9
   exec 9>&-
 }
@@ -92,18 +100,11 @@ EOF
 
 cmd_start() {
   local dir="$1"; shift
-  local user=""
+  local user="" password=""
   while [ $# -gt 0 ]; do
     case "$1" in
-      --user) cmd_signal() {
-  local dir="$1" sig="$2" pids
-  pids="$(ns_pids "$dir")"
-  [ -n "$pids" ] || die "no processes found for $dir (no namespace, or not running)"
-  # shellcheck disable=SC2086
-  kill "-$sig" $pids
-}
-
-[ $# -ge 2 ] || usage; user="$2"; shift 2 ;;
+      --user) [ $# -ge 2 ] || usage; user="$2"; shift 2 ;;
+      --password) [ $# -ge 2 ] || usage; password="$2"; shift 2 ;;
       *) usage ;;
     esac
   done
@@ -114,7 +115,8 @@ cmd_start() {
   if [ -z "$user" ]; then
     if [ "$(id -u)" -eq 0 ]; then user=mproxy-test; else user="$me"; fi
   fi
-  if [ "$user" != "$me" ]; then ensure_user "$user"; fi
+  if [ "$user" != "$me" ]; then ensure_user "$user" "$password"; fi
+  [ -z "$password" ] || [ "$user" != "$me" ] || die "--password needs --user (an account other than yours)"
 
   mkdir -p "$dir"
   dir="$(cd "$dir" && pwd)"
@@ -162,7 +164,7 @@ UsePAM no
 # parent of authorized_keys; the files themselves are not group/world-writable.
 StrictModes no
 PubkeyAuthentication yes
-PasswordAuthentication no
+PasswordAuthentication $([ -n "$password" ] && echo yes || echo no)
 KbdInteractiveAuthentication no
 PermitRootLogin prohibit-password
 UseDNS no

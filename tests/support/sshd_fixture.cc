@@ -122,6 +122,10 @@ Result<std::unique_ptr<SshdFixture>> SshdFixture::Start(SshdOptions options) {
     argv.push_back("--user");
     argv.push_back(options.user);
   }
+  if (!options.password.empty()) {
+    argv.push_back("--password");
+    argv.push_back(options.password);
+  }
   auto run = RunCaptured(argv);
   if (!run.ok()) return run.error().Wrap("sshd fixture");
   if (run->exit_code != 0) {

@@ -27,6 +27,9 @@ struct SshdOptions {
   // The login account. Empty: "mproxy-test" when running as root (created and
   // unlocked if missing), otherwise the current user.
   std::string user;
+  // Non-empty (root only, with `user`): the account gets this password and
+  // sshd accepts password logins besides keys.
+  std::string password;
 };
 
 // One sshd with its own host key, client key, authorized_keys, known_hosts and
