@@ -70,8 +70,13 @@ class AgentLink : public proto::MuxDelegate {
   // Closes the stream; pending handlers get OnLost. Idempotent.
   void Shutdown(const Status& why);
 
+  // Replaces Start's `on_lost` (a session takes over the link from main).
+  void SetOnLost(std::function<void(const Status&)> on_lost) { on_lost_ = std::move(on_lost); }
+
   const std::string& peer_name() const { return peer_name_; }
   bool ready() const { return ready_; }
+  // True once the link is closed or lost: nothing sent now arrives.
+  bool down() const { return down_; }
 
   // proto::MuxDelegate
   void OnHello(const proto::Hello& peer, uint32_t version) override;

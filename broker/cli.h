@@ -21,6 +21,9 @@ struct ConnectOptions {
   std::string transport = "ssh";  // ssh | local | command
   std::string via;                // command prefix for transport "command"
   std::string agent;              // a local agent binary or bundle to use
+  // Passwords and passphrases may be asked on the terminal (not when a
+  // session reconnects: the program owns the terminal then).
+  bool allow_prompts = true;
 };
 
 struct CliOptions {

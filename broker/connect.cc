@@ -117,6 +117,7 @@ Result<Connection> Connect(const ConnectOptions& options) {
   ssh.config_path = options.ssh_config;
   ssh.known_hosts_path = options.known_hosts;
   ssh.accept_new_host_key = options.accept_new_host_key;
+  ssh.allow_prompts = options.allow_prompts;
   c.label = target->host;
 
   auto transport = SshTransport::Connect(ssh);

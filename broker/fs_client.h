@@ -25,6 +25,13 @@ class FsClient : public fuse::FsBackend {
 
   void Submit(proto::FsOpRequest request, Done done) override;
 
+  // Loop thread. Later requests go to `link`. Handles are tagged with the
+  // link they were opened on (in bits 40 and up, the agent's own ids stay
+  // far below): a request with a handle of an earlier link fails with EIO
+  // without reaching the agent (releasing one succeeds), since the new agent
+  // never opened it and may have given the same id to another file.
+  void SetLink(AgentLink* link);
+
   // Loop thread. Callbacks of requests still in flight are dropped (their
   // FUSE requests end when the mount goes away); later Submits get EIO at
   // once.
@@ -40,6 +47,7 @@ class FsClient : public fuse::FsBackend {
 
   uv_loop_t* loop_;
   AgentLink* link_;
+  uint64_t generation_ = 0;  // links replaced so far
   std::shared_ptr<spdlog::logger> log_;
   uv_async_t* async_ = nullptr;  // freed in its close callback
   // Bumped by Close(): replies to requests sent before are dropped.

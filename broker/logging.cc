@@ -55,4 +55,8 @@ std::shared_ptr<spdlog::logger> Log(const std::string& component) {
   return logger;
 }
 
+void FlushLogs() {
+  spdlog::apply_all([](const std::shared_ptr<spdlog::logger>& l) { l->flush(); });
+}
+
 }  // namespace mproxy::broker

@@ -18,4 +18,7 @@ Status SetupLogging(const std::string& level, const std::string& file);
 // The logger for `component` ("ssh", "link", "deploy", ...).
 std::shared_ptr<spdlog::logger> Log(const std::string& component);
 
+// Writes out what every logger holds (before an _exit).
+void FlushLogs();
+
 }  // namespace mproxy::broker

@@ -83,6 +83,9 @@ int RunProgram(uv_loop_t* loop, AgentLink* link, const CliOptions& o,
   so.inherited_fds = inherited;
   so.program_fd_limit = RaiseFdLimit();
   so.ignored_at_start = ignored_at_start;
+  so.connect = o.connect;
+  so.connect.allow_prompts = false;
+  so.connect.accept_new_host_key = false;  // the key is known by now
   return RunSession(loop, link, so);
 }
 
@@ -150,5 +153,12 @@ int main(int argc, char** argv) {
     RestoreAllTerminals();
   }
   uv_run(loop, UV_RUN_NOWAIT);  // let closed handles free themselves
+  if (ReconnectPending()) {
+    // A reconnect attempt still blocks in a connect: leave without running
+    // destructors under its feet (or waiting for its timeout).
+    FlushLogs();
+    std::fflush(nullptr);
+    _exit(status);
+  }
   return status;
 }

@@ -41,6 +41,9 @@ class RemoteCommands {
   // Wakes and fails every RefreshBlocking() and refuses new ones.
   void Shutdown();
 
+  // After a reconnect: later queries go to `link`. Loop thread.
+  void SetLink(AgentLink* link) { link_ = link; }
+
   // The remote commands not kept local, sorted.
   std::vector<std::string> Names() const;
   const std::string& home() const { return home_; }

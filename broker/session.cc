@@ -13,8 +13,11 @@
 #include <cstring>
 #include <algorithm>
 #include <filesystem>
+#include <atomic>
 #include <list>
 #include <memory>
+#include <mutex>
+#include <thread>
 
 #include "broker/connect.h"
 #include "broker/logging.h"
@@ -38,6 +41,13 @@ namespace fs = std::filesystem;
 
 // How long a lookup miss in the stub dir waits for a new enumeration.
 constexpr std::chrono::milliseconds kRefreshTimeout{3000};
+// Waits between attempts to connect again after the connection was lost:
+// 1, 2, 4, ... seconds, then every kMaxRetryDelay.
+constexpr uint64_t kFirstRetryDelayMs = 1000;
+constexpr uint64_t kMaxRetryDelayMs = 30000;
+
+// Connection attempts whose thread has not finished.
+std::atomic<int> g_connects_in_flight{0};
 
 void PrintError(const std::string& line) { std::fprintf(stderr, "mproxy: %s\n", line.c_str()); }
 
@@ -117,7 +127,7 @@ std::vector<char*> CStrings(std::vector<std::string>& v) {
 class Session {
  public:
   Session(uv_loop_t* loop, AgentLink* link, const SessionOptions& o)
-      : loop_(loop), link_(link), o_(o), log_(Log("session")) {}
+      : loop_(loop), link_(link), first_link_(link), o_(o), log_(Log("session")) {}
   int Run();
 
  private:
@@ -129,12 +139,27 @@ class Session {
   void OnShimConnection(UniqueFd fd);
   void CommandDone(ShimCommand* cmd);
   void Teardown();
+
+  // Reconnecting: a lost link is replaced by a new connection made the way
+  // the first one was (on the thread pool: Connect blocks), while the
+  // program goes on; until then remote commands and file operations fail.
+  struct ConnectJob;
+  void WatchLink(AgentLink* link);
+  static void OnConnectDone(uv_async_t* h) noexcept;
+  static void CloseAsync(ConnectJob* job);
+  void OnLinkLost(const Status& why);
+  void ConnectAgain();
+  void OnConnected(Result<Connection> conn);
+  void RetryLater(const std::string& why);
+  void Adopt(AgentLink* link);
+  static void OnRetryTimer(uv_timer_t* t) noexcept;
   static void OnChildExit(uv_process_t* p, int64_t status, int signal) noexcept;
   static void OnSignal(uv_signal_t* h, int signum) noexcept;
   static void OnReap(uv_idle_t* h) noexcept;
 
   uv_loop_t* loop_;
-  AgentLink* link_;
+  AgentLink* link_;        // the current link
+  AgentLink* first_link_;  // main's
   const SessionOptions& o_;
   std::shared_ptr<spdlog::logger> log_;
 
@@ -155,6 +180,25 @@ class Session {
   bool child_running_ = false;
   int exit_status_ = 255;
   bool lost_ = false;
+
+  struct Reconnected {
+    std::unique_ptr<Transport> transport;  // declared first: outlives the link
+    std::unique_ptr<AgentLink> link;
+  };
+  std::vector<Reconnected> reconnected_;  // kept until the end: old commands point at them
+  std::shared_ptr<ConnectJob> connecting_;  // a connection attempt in flight
+  uv_timer_t* retry_timer_ = nullptr;
+  uint64_t retry_delay_ms_ = kFirstRetryDelayMs;
+  std::string last_retry_error_;
+};
+
+// One connection attempt, shared by the loop and the thread making it.
+struct Session::ConnectJob {
+  ConnectOptions options;
+  std::mutex mu;  // guards the fields below
+  uv_async_t* async = nullptr;  // closed by the loop; nullptr then
+  bool done = false;
+  Result<Connection> result{Error("not run")};
 };
 
 int Session::Run() {
@@ -211,7 +255,12 @@ Status Session::Prepare() {
   reaper_ = new uv_idle_t;
   uv_idle_init(loop_, reaper_);
   reaper_->data = this;
-  return Spawn();
+  retry_timer_ = new uv_timer_t;
+  uv_timer_init(loop_, retry_timer_);
+  retry_timer_->data = this;
+  if (auto s = Spawn(); !s) return s;
+  WatchLink(link_);
+  return Ok();
 }
 
 Status Session::MountStubDir() {
@@ -422,8 +471,145 @@ void Session::OnReap(uv_idle_t* h) noexcept {
   }
 }
 
+void Session::WatchLink(AgentLink* link) {
+  link->SetOnLost([this, link](const Status& why) {
+    if (link == link_) OnLinkLost(why);
+  });
+  if (link->down()) OnLinkLost(Error("the connection is closed"));
+}
+
+void Session::OnLinkLost(const Status& why) {
+  if (lost_ || connecting_ != nullptr || !child_running_) return;
+  std::string reason =
+      why.ok() ? "the connection to " + o_.host_label + " closed" : why.error().message();
+  PrintError(reason + "; reconnecting (remote commands fail until then)");
+  retry_delay_ms_ = kFirstRetryDelayMs;
+  last_retry_error_.clear();
+  ConnectAgain();
+}
+
+void Session::ConnectAgain() {
+  if (lost_ || connecting_ != nullptr) return;
+  // A thread of its own, not libuv's pool: Connect may block for the whole
+  // connect timeout, and the pool is joined when the process exits.
+  auto job = std::make_shared<ConnectJob>();
+  job->options = o_.connect;
+  job->async = new uv_async_t;
+  uv_async_init(loop_, job->async, &Session::OnConnectDone);
+  job->async->data = this;
+  connecting_ = job;
+  g_connects_in_flight.fetch_add(1);
+  std::thread([job]() mutable {
+    Result<Connection> result = Error("not run");
+    try {
+      result = Connect(job->options);
+    } catch (const std::exception& e) {
+      result = Error(e.what());
+    }
+    {
+      std::lock_guard lock(job->mu);
+      job->result = std::move(result);
+      job->done = true;
+      if (job->async != nullptr) uv_async_send(job->async);
+    }
+    job.reset();  // a connection nobody took is closed here
+    g_connects_in_flight.fetch_sub(1);
+  }).detach();
+}
+
+void Session::OnConnectDone(uv_async_t* h) noexcept {
+  auto* self = static_cast<Session*>(h->data);
+  if (self == nullptr || self->connecting_ == nullptr) return;
+  auto job = std::move(self->connecting_);
+  Result<Connection> result = Error("not run");
+  {
+    std::lock_guard lock(job->mu);
+    if (!job->done) {  // a stray wake-up
+      self->connecting_ = std::move(job);
+      return;
+    }
+    result = std::move(job->result);
+    CloseAsync(job.get());
+  }
+  self->OnConnected(std::move(result));
+}
+
+void Session::CloseAsync(ConnectJob* job) {
+  // Under job->mu.
+  job->async->data = nullptr;
+  uv_close(reinterpret_cast<uv_handle_t*>(job->async),
+           [](uv_handle_t* h) noexcept { delete reinterpret_cast<uv_async_t*>(h); });
+  job->async = nullptr;
+}
+
+void Session::OnConnected(Result<Connection> conn) {
+  if (lost_) return;
+  if (!conn) return RetryLater(conn.error().message());
+  Reconnected r;
+  r.transport = std::move(conn->transport);
+  r.link = std::make_unique<AgentLink>(loop_, std::move(conn->agent_stream), conn->label);
+  AgentLink* link = r.link.get();
+  reconnected_.push_back(std::move(r));
+  link->Start([this, link](const proto::Hello&) { Adopt(link); },
+              [this, link](const Status& why) {
+                // Lost before its Hello: this attempt failed.
+                if (!link->ready()) {
+                  RetryLater(why.ok() ? "the agent did not start" : why.error().message());
+                }
+              });
+}
+
+void Session::RetryLater(const std::string& why) {
+  if (lost_) return;
+  log_->info("reconnecting to {} failed: {}; next try in {} ms", o_.host_label, why,
+             retry_delay_ms_);
+  if (why != last_retry_error_) {
+    PrintError("reconnecting to " + o_.host_label + " failed: " + why + "; trying again");
+    last_retry_error_ = why;
+  }
+  uv_timer_start(retry_timer_, &Session::OnRetryTimer, retry_delay_ms_, 0);
+  retry_delay_ms_ = std::min(retry_delay_ms_ * 2, kMaxRetryDelayMs);
+}
+
+void Session::OnRetryTimer(uv_timer_t* t) noexcept {
+  auto* self = static_cast<Session*>(t->data);
+  if (self != nullptr) self->ConnectAgain();
+}
+
+void Session::Adopt(AgentLink* link) {
+  if (lost_) return;
+  link_ = link;
+  ctx_.link = link;
+  if (commands_) commands_->SetLink(link);
+  if (workspaces_) {
+    workspaces_->SetLink(link);
+    // What the kernel cached may have changed while nobody could ask.
+    workspaces_->Revalidate([] {});
+  }
+  WatchLink(link);
+  PrintError("reconnected to " + o_.host_label);
+  log_->info("reconnected to {}", o_.host_label);
+}
+
 void Session::Teardown() {
   lost_ = true;
+  // No link may call back into this object once it is gone (main's link
+  // outlives it).
+  first_link_->SetOnLost({});
+  for (auto& r : reconnected_) r.link->SetOnLost({});
+  if (connecting_ != nullptr) {
+    // The attempt's result is dropped when its thread finishes (or the
+    // process exits first: see ReconnectPending()).
+    std::lock_guard lock(connecting_->mu);
+    CloseAsync(connecting_.get());
+    connecting_.reset();
+  }
+  if (retry_timer_ != nullptr) {
+    retry_timer_->data = nullptr;
+    uv_close(reinterpret_cast<uv_handle_t*>(retry_timer_),
+             [](uv_handle_t* h) noexcept { delete reinterpret_cast<uv_timer_t*>(h); });
+    retry_timer_ = nullptr;
+  }
   for (uv_signal_t* s : signals_) {
     s->data = nullptr;
     uv_close(reinterpret_cast<uv_handle_t*>(s),
@@ -480,6 +666,8 @@ std::set<int> OpenFds() {
   closedir(d);
   return fds;
 }
+
+bool ReconnectPending() { return g_connects_in_flight.load() > 0; }
 
 int RunSession(uv_loop_t* loop, AgentLink* link, const SessionOptions& options) {
   Session session(loop, link, options);

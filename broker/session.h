@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "broker/agent_link.h"
+#include "broker/cli.h"
 #include "broker/config.h"
 
 namespace mproxy::broker {
@@ -30,6 +31,9 @@ struct SessionOptions {
   std::set<int> ignored_at_start;
   // The fd limit to give the program (mproxy raises its own), if changed.
   std::optional<rlimit> program_fd_limit;
+  // How the first connection was made: a lost connection is made again
+  // this way (without prompts), and the session goes on over it.
+  ConnectOptions connect;
 };
 
 // Raises this process's soft fd limit to the hard one (a session keeps a
@@ -41,6 +45,11 @@ std::optional<rlimit> RaiseFdLimit();
 // be found, 255 when the session cannot be set up (the reason printed).
 // Blocks; loop thread.
 int RunSession(uv_loop_t* loop, AgentLink* link, const SessionOptions& options);
+
+// True while a reconnect attempt of an ended session still runs on its own
+// thread (blocked in a connect): the process should then leave with _exit,
+// since exit's destructors would run under that thread's feet.
+bool ReconnectPending();
 
 // The program as the local PATH resolves it (what execvp would run), or
 // empty when there is none: checked before connecting.

@@ -31,7 +31,7 @@ bool IsDevNull(int fd) {
 
 ShimCommand::ShimCommand(uv_loop_t* loop, const SessionContext* ctx, UniqueFd sock,
                          std::function<void(ShimCommand*)> on_done)
-    : loop_(loop), ctx_(ctx), sock_(std::move(sock)), on_done_(std::move(on_done)),
+    : loop_(loop), ctx_(ctx), link_(ctx->link), sock_(std::move(sock)), on_done_(std::move(on_done)),
       log_(Log("shim")) {}
 
 ShimCommand::~ShimCommand() {
@@ -43,7 +43,7 @@ ShimCommand::~ShimCommand() {
   for (auto& in : inputs_) in->reader->Close();
   for (auto& [fd, w] : writers_) w->Close();
   // Forgetting a running channel makes the agent kill its process group.
-  if (open_) ctx_->link->CloseChannel(channel_);
+  if (open_) link_->CloseChannel(channel_);
 }
 
 void ShimCommand::Start() {
@@ -120,9 +120,9 @@ void ShimCommand::HandleMessage(shim::Message&& m) {
     PushTerminalInput();
   } else if (auto* sig = std::get_if<shim::Signal>(&m)) {
     log_->debug("{}: signal {} from the shim", name_, sig->name);
-    ctx_->link->SendSignal(channel_, sig->name);
+    link_->SendSignal(channel_, sig->name);
   } else if (auto* rs = std::get_if<shim::Resize>(&m)) {
-    ctx_->link->SendResize(channel_, rs->rows, rs->cols);
+    link_->SendResize(channel_, rs->rows, rs->cols);
   } else {
     ShimGone(std::string("unexpected ") + shim::TypeName(shim::TypeOf(m)) + " from the shim");
   }
@@ -185,7 +185,7 @@ void ShimCommand::StartCommand(shim::Request&& req) {
   }
   log_->debug("{}: exec {} in {} ({} fds, {} passed, pty {})", name_, exec.path, exec.cwd,
               exec.fds.size(), received_fds_.size(), any_tty);
-  auto ch = ctx_->link->OpenExec(std::move(exec), this);
+  auto ch = link_->OpenExec(std::move(exec), this);
   if (!ch) return FinishWith(255, std::nullopt, false, "mproxy: " + name_ + ": " + ch.error().message());
   channel_ = *ch;
   open_ = true;
@@ -203,7 +203,7 @@ void ShimCommand::StartPumps(const shim::Request& req) {
     auto lfd = LocalFd::Open(local, /*for_write=*/!f.to_child);
     if (!lfd) {
       log_->warn("{}: fd {}: {}", name_, fd, lfd.error().message());
-      if (f.to_child) ctx_->link->WriteEof(channel_, fd);
+      if (f.to_child) link_->WriteEof(channel_, fd);
       continue;
     }
     if (f.to_child) {
@@ -214,17 +214,17 @@ void ShimCommand::StartPumps(const shim::Request& req) {
           loop_, std::move(*lfd), [this, raw](std::string_view b) { return OnPassedInput(raw, b); },
           [this, raw](const Status&) {
             raw->eof = true;
-            if (open_ && raw->pending.empty()) ctx_->link->WriteEof(channel_, raw->fd);
+            if (open_ && raw->pending.empty()) link_->WriteEof(channel_, raw->fd);
           });
       inputs_.push_back(std::move(in));
       raw->reader->Start();
     } else {
       writers_[fd] = std::make_unique<LocalWriter>(
-          loop_, std::move(*lfd), [this, fd](size_t n) { ctx_->link->Consume(channel_, fd, n); },
+          loop_, std::move(*lfd), [this, fd](size_t n) { link_->Consume(channel_, fd, n); },
           [this, fd](const Status& why) {
             log_->debug("{}: local fd {}: {}", name_, fd, why.error().message());
             // As in a local pipeline: the writer whose reader left gets SIGPIPE.
-            if (fd == 1 && open_) ctx_->link->SendSignal(channel_, "PIPE");
+            if (fd == 1 && open_) link_->SendSignal(channel_, "PIPE");
           });
     }
   }
@@ -238,7 +238,7 @@ bool ShimCommand::OnPassedInput(Input* in, std::string_view bytes) {
     in->pending.append(bytes);
     return false;
   }
-  size_t n = ctx_->link->Write(channel_, in->fd, bytes);
+  size_t n = link_->Write(channel_, in->fd, bytes);
   if (n == bytes.size()) return true;
   in->pending.assign(bytes.substr(n));
   return false;
@@ -246,12 +246,12 @@ bool ShimCommand::OnPassedInput(Input* in, std::string_view bytes) {
 
 void ShimCommand::PushInput(Input* in) {
   if (!in->pending.empty()) {
-    size_t n = ctx_->link->Write(channel_, in->fd, in->pending);
+    size_t n = link_->Write(channel_, in->fd, in->pending);
     in->pending.erase(0, n);
     if (!in->pending.empty()) return;
   }
   if (in->eof) {
-    ctx_->link->WriteEof(channel_, in->fd);
+    link_->WriteEof(channel_, in->fd);
   } else {
     in->reader->Resume();
   }
@@ -259,12 +259,12 @@ void ShimCommand::PushInput(Input* in) {
 
 void ShimCommand::PushTerminalInput() {
   if (!terminal_pending_.empty()) {
-    size_t n = ctx_->link->Write(channel_, terminal_input_fd_, terminal_pending_);
+    size_t n = link_->Write(channel_, terminal_input_fd_, terminal_pending_);
     terminal_pending_.erase(0, n);
   }
   // Only a terminal stdin has an end; keys typed for `x | less` do not.
   if (terminal_pending_.empty() && terminal_eof_ && terminal_input_fd_ == 0) {
-    ctx_->link->WriteEof(channel_, 0);
+    link_->WriteEof(channel_, 0);
   }
   bool want = terminal_pending_.size() < kMaxPendingInput;
   if (want != reading_) {
@@ -289,7 +289,7 @@ void ShimCommand::OnData(uint32_t fd, std::string_view bytes) {
     }
     return;
   }
-  ctx_->link->Consume(channel_, fd, bytes.size());
+  link_->Consume(channel_, fd, bytes.size());
 }
 
 void ShimCommand::OnEof(uint32_t fd) {
@@ -336,7 +336,7 @@ void ShimCommand::OnLost(const Status& why) {
 void ShimCommand::Abandon(const std::string& why) {
   if (state_ == State::kDone) return;
   if (open_) {
-    ctx_->link->CloseChannel(channel_);
+    link_->CloseChannel(channel_);
     open_ = false;
   }
   FinishWith(255, std::nullopt, false, "mproxy: " + name_ + ": " + why);
@@ -389,7 +389,7 @@ void ShimCommand::WriteSocket() {
     out_written_ += static_cast<uint64_t>(n);
   }
   while (!owed_.empty() && owed_.front().end <= out_written_) {
-    if (open_) ctx_->link->Consume(channel_, owed_.front().fd, owed_.front().bytes);
+    if (open_) link_->Consume(channel_, owed_.front().fd, owed_.front().bytes);
     owed_.pop_front();
   }
   if (out_head_ == out_.size()) {
@@ -407,7 +407,7 @@ void ShimCommand::ShimGone(const std::string& why) {
   if (state_ != State::kDone && !why.empty()) log_->debug("{}: shim connection: {}", name_, why);
   if (open_) {
     log_->debug("{}: the shim went away; killing the remote command", name_);
-    ctx_->link->CloseChannel(channel_);
+    link_->CloseChannel(channel_);
     open_ = false;
   }
   state_ = State::kDone;

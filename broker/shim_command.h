@@ -25,6 +25,9 @@ namespace mproxy::broker {
 // What every shim request of a session shares. Owned by the session, which
 // outlives its commands; loop thread only.
 struct SessionContext {
+  // The link new commands open their channels on; a command keeps the one
+  // it started on (the session replaces this after a reconnect, and keeps
+  // the old link alive until it ends).
   AgentLink* link = nullptr;
   std::string host_label;
   std::vector<std::string> launch_env;  // the entrypoint's environment at start
@@ -97,6 +100,7 @@ class ShimCommand : public ChannelHandler {
 
   uv_loop_t* loop_;
   const SessionContext* ctx_;
+  AgentLink* link_;  // ctx_->link when this command started
   UniqueFd sock_;
   std::function<void(ShimCommand*)> on_done_;
   std::shared_ptr<spdlog::logger> log_;

@@ -174,6 +174,11 @@ void Workspaces::RunFinished() {
   }
 }
 
+void Workspaces::SetLink(AgentLink* link) {
+  link_ = link;
+  client_->SetLink(link);
+}
+
 void Workspaces::Close() {
   if (async_ == nullptr) return;
   client_->Close();

@@ -56,6 +56,10 @@ class Workspaces {
   // Stops the file operations, then unmounts. Idempotent.
   void Close();
 
+  // After a reconnect: later file operations go to `link`, and file handles
+  // opened before it fail with EIO (the new agent never opened them).
+  void SetLink(AgentLink* link);
+
  private:
   struct Waiting;
   static void OnAsync(uv_async_t* h) noexcept;

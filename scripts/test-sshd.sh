@@ -6,6 +6,7 @@
 #   scripts/test-sshd.sh env DIR                   print the `export` lines again
 #   scripts/test-sshd.sh stop DIR                  kill it and every session process
 #   scripts/test-sshd.sh pause DIR | resume DIR     SIGSTOP / SIGCONT all of them
+#   scripts/test-sshd.sh drop DIR                  end the client connections, keep listening
 #
 # Everything lives in DIR (created if missing): the host key (ed25519), a client
 # key pair (id_ed25519), authorized_keys, known_hosts (`[127.0.0.1]:PORT ...`),
@@ -43,7 +44,7 @@ alias_name=mproxy-test
 die() { echo "test-sshd: $*" >&2; exit 1; }
 
 usage() {
-  sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 
@@ -285,6 +286,18 @@ cmd_signal() {
   kill "-$sig" $pids
 }
 
+# Ends every client connection (the listener's children) and keeps the
+# listener: like a network drop, after which clients can connect again.
+cmd_drop() {
+  local dir="$1" pid children
+  [ -s "$dir/sshd.pid" ] || die "$dir: not running"
+  pid="$(cat "$dir/sshd.pid")"
+  children="$(pgrep -P "$pid" || true)"
+  [ -n "$children" ] || die "no client connections to drop"
+  # shellcheck disable=SC2086
+  kill -TERM $children
+}
+
 [ $# -ge 2 ] || usage
 case "$1" in
   start) shift; cmd_start "$@" ;;
@@ -292,5 +305,6 @@ case "$1" in
   stop) cmd_stop "$2" ;;
   pause) cmd_signal "$2" STOP ;;
   resume) cmd_signal "$2" CONT ;;
+  drop) cmd_drop "$2" ;;
   *) usage ;;
 esac

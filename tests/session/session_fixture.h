@@ -108,6 +108,7 @@ class SessionFixture {
   // SIGSTOP / SIGCONT every process of the sshd (a hung host).
   Status PauseRemote() const { return sshd_->Pause(); }
   Status ResumeRemote() const { return sshd_->Resume(); }
+  Status DropConnections() const { return sshd_->DropConnections(); }
 
   // Makes `path` belong to the running user (no-op when that is us).
   void GiveToUser(const std::string& path) const;

@@ -174,5 +174,55 @@ void HungHost(As as) {
 SESSION_TEST_CASE("on a hung host workspace operations fail with EIO instead of hanging",
                   HungHost)
 
+// The connection drops and the network heals: remote commands fail while
+// it is down, mproxy connects again by itself, and then remote commands and
+// the workspace work again in the same program.
+void Reconnect(As as) {
+  SessionFixture s(as);
+  INFO(s.Diagnostics());
+  std::string dir = MakeWorkspace(s);
+  std::string ready = s.scratch() + "/ready", dropped = s.scratch() + "/dropped";
+  // 1 MiB of x and "END": far beyond what an open reads ahead.
+  REQUIRE(s.Remote("cd " + Quote(dir) + " && printf '%1048576s' | tr ' ' x >big && echo END >>big")
+              .Status() == "exit 0");
+  // A local program holds `big` open across the drop (a bash fd would be
+  // inherited, and read, by every remote command).
+  auto child = s.SpawnBash(
+      "/usr/bin/python3 -c 'import os, sys, time\n"
+      "fd = os.open(\"big\", os.O_RDONLY); open(sys.argv[1], \"w\").close()\n"
+      "while not os.path.exists(sys.argv[2]): time.sleep(0.05)\n"
+      "try: os.pread(fd, 4, 1048576); print(\"opened before: read\")\n"
+      "except OSError as e: print(\"opened before:\", e.strerror)\n"
+      "os.close(fd); print(\"closed\")' \"$T/opened\" \"$T/again\" & holder=$!\n"
+      "while [ ! -e \"$T/opened\" ]; do /bin/sleep 0.1; done\n"
+      "sleep 60 & running=$!\n"  // a remote command running across the drop
+      "cat remote-only && : >\"$T/ready\"\n"
+      "while [ ! -e \"$T/dropped\" ]; do /bin/sleep 0.1; done\n"
+      "wait $running; echo \"running: $?\"\n"
+      // Until the new connection is up, remote commands fail (255).
+      "for i in $(/usr/bin/seq 150); do cat remote-only 2>/dev/null && break; /bin/sleep 0.2; done\n"
+      "echo written-after >after; cat after; /bin/cat remote-only\n"
+      ": >\"$T/again\"; wait $holder\n"
+      "/usr/bin/tail -c 4 big\n",
+      {"-w", dir});
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (!std::filesystem::exists(ready) && std::chrono::steady_clock::now() < deadline) {
+    usleep(50000);
+  }
+  REQUIRE(std::filesystem::exists(ready));
+  REQUIRE(s.DropConnections().ok());
+  std::ofstream(dropped) << "";
+  auto r = child->Communicate("", kLimit);
+  CHECK(r.out ==
+        "remote\nrunning: 255\nremote\nwritten-after\nremote\n"
+        "opened before: Input/output error\nclosed\nEND\n");
+  CHECK(r.err.find("; reconnecting (remote commands fail until then)\n") != std::string::npos);
+  CHECK(r.err.find("mproxy: reconnected to ") != std::string::npos);
+  CHECK(r.Status() == "exit 0");
+  CHECK(s.Remote("cat " + Quote(dir + "/after")).out == "written-after\n");
+}
+SESSION_TEST_CASE("after the connection drops, mproxy connects again and the session goes on",
+                  Reconnect)
+
 }  // namespace
 }  // namespace mproxy::session_test

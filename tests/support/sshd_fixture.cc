@@ -187,6 +187,13 @@ Status SshdFixture::Resume() {
   return Ok();
 }
 
+Status SshdFixture::DropConnections() {
+  auto run = RunCaptured({script_, "drop", dir_});
+  if (!run.ok()) return run.error().Wrap("sshd fixture: drop");
+  if (run->exit_code != 0) return Error("sshd fixture: drop failed: " + run->err);
+  return Ok();
+}
+
 std::string SshdFixture::LogTail(int lines) const {
   std::ifstream in(log_path_);
   std::vector<std::string> all;

@@ -80,6 +80,9 @@ class SshdFixture {
   // host. Needs the namespace (marker_path() non-empty).
   Status Pause();
   Status Resume();
+  // Ends every client connection; sshd goes on accepting new ones (a
+  // network drop that heals).
+  Status DropConnections();
 
  private:
   SshdFixture() = default;
