@@ -33,6 +33,15 @@ std::string MakeWorkspace(const SessionFixture& s) {
 
 std::string Quote(const std::string& s) { return "'" + s + "'"; }
 
+// Polls for `path` (a program's "I got this far" mark) for up to a minute.
+bool WaitForFile(const std::string& path) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (!std::filesystem::exists(path) && std::chrono::steady_clock::now() < deadline) {
+    usleep(50000);
+  }
+  return std::filesystem::exists(path);
+}
+
 void WorkdirIsRemote(As as) {
   SessionFixture s(as);
   INFO(s.Diagnostics());
@@ -157,11 +166,7 @@ void HungHost(As as) {
       "while [ ! -e \"$T/paused\" ]; do /bin/sleep 0.1; done\n"
       "/bin/cat other; echo \"cat $?\"\n",
       {"-w", dir});
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (!std::filesystem::exists(ready) && std::chrono::steady_clock::now() < deadline) {
-    usleep(50000);
-  }
-  REQUIRE(std::filesystem::exists(ready));
+  REQUIRE(WaitForFile(ready));
   REQUIRE(s.PauseRemote().ok());
   std::ofstream(paused) << "";
   // kLimit is the anti-hang bound; keepalives give up after about 15 s.
@@ -205,11 +210,7 @@ void Reconnect(As as) {
       ": >\"$T/again\"; wait $holder\n"
       "/usr/bin/tail -c 4 big\n",
       {"-w", dir});
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (!std::filesystem::exists(ready) && std::chrono::steady_clock::now() < deadline) {
-    usleep(50000);
-  }
-  REQUIRE(std::filesystem::exists(ready));
+  REQUIRE(WaitForFile(ready));
   REQUIRE(s.DropConnections().ok());
   std::ofstream(dropped) << "";
   auto r = child->Communicate("", kLimit);
