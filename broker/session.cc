@@ -17,6 +17,7 @@
 #include <list>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "broker/connect.h"
@@ -299,6 +300,7 @@ Status Session::MountWorkspaces() {
     m.remote = ResolveRemoteHome(m.remote, commands_->home());
     mappings.push_back(std::move(m));
   }
+  std::optional<size_t> cwd_mapping;  // the working directory's, when added here
   if (o_.config.workspace_mount) {
     std::string dir = Workdir();
     bool covered = std::any_of(mappings.begin(), mappings.end(),
@@ -307,6 +309,7 @@ Status Session::MountWorkspaces() {
       log_->info("the working directory is /: no workspace mounted (use -w or -v)");
     } else if (!covered && !IsUnder(dir, dir_->path())) {
       // No cwd mapping needed: a path no mapping covers is the same remotely.
+      cwd_mapping = mappings.size();
       mappings.push_back({dir, dir});
     }
   }
@@ -322,7 +325,8 @@ Status Session::MountWorkspaces() {
   who.remote_uid = commands_->uid().value_or(0);
   who.remote_gid = commands_->gid().value_or(0);
   workspaces_ = std::make_unique<Workspaces>(loop_, link_, dir_->path(), o_.host_label);
-  Status s = workspaces_->Mount(mappings, who);
+  size_t failed = 0;
+  Status s = workspaces_->Mount(mappings, who, &failed);
   if (s.ok()) {
     ctx_.before_exit = [this](std::function<void()> done) {
       if (workspaces_) return workspaces_->Revalidate(std::move(done));
@@ -334,7 +338,7 @@ Status Session::MountWorkspaces() {
   // Without FUSE the program still runs, on the local directories; a
   // missing or unreadable remote directory is the user's mistake to fix.
   if (fuse::CheckFuseUsable().ok()) {
-    std::string hint = o_.config.workspace_mount
+    std::string hint = cwd_mapping == failed
                            ? " (the working directory shows the remote directory of the same "
                              "path: choose another with -w or -v, or pass --no-workspace)"
                            : "";

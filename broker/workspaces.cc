@@ -43,8 +43,13 @@ Workspaces::Workspaces(uv_loop_t* loop, AgentLink* link, std::string runtime_dir
 
 Workspaces::~Workspaces() { Close(); }
 
-Status Workspaces::Mount(const std::vector<broker::Mount>& mappings, const WorkspaceIdentity& who) {
-  for (const auto& m : mappings) {
+Status Workspaces::Mount(const std::vector<broker::Mount>& mappings, const WorkspaceIdentity& who,
+                         size_t* failed) {
+  size_t unused = 0;
+  if (failed == nullptr) failed = &unused;
+  for (size_t i = 0; i < mappings.size(); ++i) {
+    const auto& m = mappings[i];
+    *failed = i;
     struct stat st {};
     if (stat(m.local.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
       return Error("workspace " + m.local + ":" + m.remote + ": the local directory " + m.local +
@@ -65,6 +70,7 @@ Status Workspaces::Mount(const std::vector<broker::Mount>& mappings, const Works
   if (answered < mappings.size()) uv_run(loop_, UV_RUN_DEFAULT);
   for (size_t i = 0; i < mappings.size(); ++i) {
     const auto& m = mappings[i];
+    *failed = i;
     if (!replies[i]) return Error("workspace " + m.remote + ": the agent did not answer");
     auto attr = proto::ParseFsReplyFor<proto::FsGetattrRequest>(*replies[i]);
     if (!attr) {
@@ -80,7 +86,9 @@ Status Workspaces::Mount(const std::vector<broker::Mount>& mappings, const Works
     }
   }
 
-  for (const auto& m : mappings) {
+  for (size_t i = 0; i < mappings.size(); ++i) {
+    const auto& m = mappings[i];
+    *failed = i;
     std::string mnt = runtime_dir_ + "/ws" + std::to_string(mountpoints_.size());
     if (mkdir(mnt.c_str(), 0700) != 0 && errno != EEXIST) {
       return Error::FromErrno("workspace: mkdir " + mnt, errno);

@@ -41,7 +41,9 @@ class Workspaces {
   // their remote "~" resolved already. Runs the loop until the agent has
   // answered (call it before anything else uses the loop). The first
   // problem is the error, naming the directory.
-  Status Mount(const std::vector<Mount>& mappings, const WorkspaceIdentity& who);
+  // On failure `*failed` (when given) is the index of the mapping at fault.
+  Status Mount(const std::vector<Mount>& mappings, const WorkspaceIdentity& who,
+               size_t* failed = nullptr);
 
   // Where each mount must appear in the program's namespace.
   std::vector<ns::BindMount> binds() const;
