@@ -38,12 +38,16 @@
 #define TOML_UNREACHABLE __builtin_unreachable()
 #include <toml++/toml.h>
 
+#include <re2/re2.h>
+
 namespace mproxy::broker {
 namespace {
 
-// std::regex builds its automaton by copying counted repetitions, so
-// "a{1000}{1000}" costs millions of states. A config regex names commands:
-// keep it short and its repetitions cheap.
+// Regexes are RE2's: matching takes time linear in the name, whatever the
+// pattern (std::regex backtracks, and a rule like "/(a|a)*b/" ran for
+// minutes under the config fuzzer). Counted repetitions still multiply the
+// compiled program, so a config regex, which names commands, stays short
+// and its repetitions cheap.
 constexpr size_t kMaxRegexBytes = 256;
 constexpr uint64_t kMaxRepeatProduct = 1000;
 
@@ -406,12 +410,11 @@ Result<LocalRules> LocalRules::Parse(const std::vector<std::string>& entries) {
                      " bytes, counted repetitions multiplying to at most " +
                      std::to_string(kMaxRepeatProduct) + ")");
       }
-      try {
-        rules.patterns_.push_back(
-            {e, std::regex(source, std::regex::ECMAScript | std::regex::optimize)});
-      } catch (const std::regex_error& err) {
-        return Error("'local': '" + e + "' is not a valid regex: " + err.what());
-      }
+      re2::RE2::Options options;
+      options.set_log_errors(false);  // the error is ours to report
+      auto re = std::make_shared<const re2::RE2>(source, options);
+      if (!re->ok()) return Error("'local': '" + e + "' is not a valid regex: " + re->error());
+      rules.patterns_.push_back({e, std::move(re)});
     } else if (e.front() == '/') {
       rules.absolute_.push_back(StripTrailingSlashes(e));
     } else if (e.find('/') != std::string::npos) {
@@ -443,10 +446,8 @@ bool IsLocalCommand(const LocalRules& rules, std::string_view path) {
     if (b == base) return true;
   }
   for (const auto& p : rules.patterns_) {
-    if (std::regex_search(base.begin(), base.end(), p.re)) return true;
-    if (base.size() != path.size() && std::regex_search(path.begin(), path.end(), p.re)) {
-      return true;
-    }
+    if (re2::RE2::PartialMatch(base, *p.re)) return true;
+    if (base.size() != path.size() && re2::RE2::PartialMatch(path, *p.re)) return true;
   }
   return false;
 }

@@ -3,13 +3,17 @@
 #pragma once
 
 #include <optional>
-#include <regex>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "common/result.h"
 #include "ns/bwrap_command.h"
+
+namespace re2 {
+class RE2;
+}  // namespace re2
 
 namespace mproxy::broker {
 
@@ -48,7 +52,7 @@ class LocalRules {
   friend bool IsLocalCommand(const LocalRules& rules, std::string_view path);
   struct Pattern {
     std::string source;
-    std::regex re;
+    std::shared_ptr<const re2::RE2> re;  // shared: RE2 cannot be copied
   };
   std::vector<std::string> entries_;
   std::vector<std::string> absolute_;

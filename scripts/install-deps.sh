@@ -8,7 +8,7 @@ packages=(
   build-essential cmake ninja-build pkg-config git clang libclang-rt-14-dev
   # libraries (fixed choices + toml++/CLI11, see README)
   libcbor-dev libssh-dev libuv1-dev libfuse3-dev libspdlog-dev catch2
-  libtomlplusplus-dev libcli11-dev libssl-dev
+  libtomlplusplus-dev libcli11-dev libssl-dev libre2-dev
   # runtime pieces the tests use for real
   openssh-server openssh-client fuse3 bubblewrap tmux procps psmisc
   iproute2 debootstrap patchelf file xxd busybox-static

@@ -41,6 +41,25 @@ TEST_CASE("a regex rule is searched in the basename and in the full path", "[con
   CHECK_FALSE(IsLocalCommand(r, "/usr/opt/local-tools/anything"));
 }
 
+TEST_CASE("a regex that backtracks exponentially elsewhere is matched in linear time",
+          "[config]") {
+  // With std::regex these ran for minutes (found by the config fuzzer).
+  LocalRules r = Rules({"/(a|a)*b/", "/(a*)*c/", "/^(x+x+)+y$/"});
+  const std::string name(200, 'a');
+  CHECK_FALSE(IsLocalCommand(r, name));
+  CHECK_FALSE(IsLocalCommand(r, "/opt/" + std::string(200, 'x')));
+  CHECK(IsLocalCommand(r, name + "b"));
+}
+
+TEST_CASE("regex features that need backtracking are refused with a reason", "[config]") {
+  auto backref = LocalRules::Parse({"/(a)\\1/"});
+  REQUIRE_FALSE(backref.ok());
+  CHECK(backref.error().message().rfind("'local': '/(a)\\1/' is not a valid regex: ", 0) == 0);
+  auto lookahead = LocalRules::Parse({"/a(?=b)/"});
+  REQUIRE_FALSE(lookahead.ok());
+  CHECK(lookahead.error().message().find("is not a valid regex") != std::string::npos);
+}
+
 TEST_CASE("no rules keep nothing local", "[config]") {
   LocalRules r;
   CHECK_FALSE(IsLocalCommand(r, "/usr/bin/make"));
