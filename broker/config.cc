@@ -73,16 +73,6 @@ std::string QuoteKey(std::string_view key) {
   return out + "\"";
 }
 
-// A leading "~" or "~/" becomes `home`; anything else is left as written.
-std::string ExpandHome(std::string_view path, std::string_view home) {
-  if (path == "~") return std::string(home);
-  if (path.substr(0, 2) == "~/") {
-    std::string h(home);
-    if (!h.empty() && h.back() == '/') h.pop_back();
-    return h + std::string(path.substr(1));
-  }
-  return std::string(path);
-}
 
 std::string StripTrailingSlashes(std::string path) {
   while (path.size() > 1 && path.back() == '/') path.pop_back();

@@ -47,19 +47,13 @@ int AskPassphrase(const char* /*prompt*/, char* buf, size_t len, int echo, int /
   }
 }
 
-std::string ExpandTilde(const std::string& path) {
-  if (path == "~") return HomeDirectory();
-  if (path.rfind("~/", 0) == 0) return HomeDirectory() + path.substr(1);
-  return path;
-}
-
 // One key file named by -i / `identity`: offered by its public half first
 // (no passphrase is asked for a key the server would refuse), then signed
 // with, asking for its passphrase up to kPassphraseAttempts times. Returns
 // an SSH_AUTH_* code; `note` says why a key was not used.
 int TryKeyFile(ssh_session session, const std::string& named, PromptContext* prompts,
                std::string* note) {
-  const std::string path = ExpandTilde(named);
+  const std::string path = ExpandHome(named, HomeDirectory());
   if (access(path.c_str(), R_OK) != 0) {
     *note = named + ": " + std::strerror(errno);
     return SSH_AUTH_DENIED;

@@ -27,4 +27,14 @@ std::string HomeDirectory() {
   return env != nullptr ? env : "/";
 }
 
+std::string ExpandHome(std::string_view path, std::string_view home) {
+  if (path == "~") return std::string(home);
+  if (path.substr(0, 2) == "~/") {
+    std::string h(home);
+    if (!h.empty() && h.back() == '/') h.pop_back();
+    return h + std::string(path.substr(1));
+  }
+  return std::string(path);
+}
+
 }  // namespace mproxy

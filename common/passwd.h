@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 
 namespace mproxy {
 
@@ -16,5 +17,9 @@ PasswdEntry CurrentUserEntry();
 // The passwd home; $HOME only when there is none (a uid without an entry,
 // as in some containers); "/" as a last resort.
 std::string HomeDirectory();
+
+// A leading "~" or "~/" of `path` becomes `home`; anything else is left as
+// written.
+std::string ExpandHome(std::string_view path, std::string_view home);
 
 }  // namespace mproxy
