@@ -156,6 +156,7 @@ class Session {
   static void OnRetryTimer(uv_timer_t* t) noexcept;
   static void OnChildExit(uv_process_t* p, int64_t status, int signal) noexcept;
   static void OnSignal(uv_signal_t* h, int signum) noexcept;
+  pid_t ProgramPid();
   static void OnReap(uv_idle_t* h) noexcept;
 
   uv_loop_t* loop_;
@@ -176,7 +177,11 @@ class Session {
   std::list<std::unique_ptr<ShimCommand>> running_;
   std::vector<ShimCommand*> finished_;
   uv_idle_t* reaper_ = nullptr;
-  uv_process_t* child_ = nullptr;
+  uv_process_t* child_ = nullptr;  // the program, or bwrap running it
+  // bwrap's --info-fd report, read when a signal is to be passed on.
+  UniqueFd bwrap_info_;
+  std::string bwrap_info_text_;
+  pid_t program_pid_ = 0;  // known once the report has been read
   std::vector<uv_signal_t*> signals_;
   bool child_running_ = false;
   int exit_status_ = 255;
@@ -370,6 +375,19 @@ Status Session::Spawn() {
   ctx_.launch_env = env;
   std::vector<std::string> argv = o_.program;
   std::string file = program_path_;
+  // Which fd bwrap's report goes to: the first that the program does not
+  // inherit, so every inherited fd keeps its number.
+  UniqueFd info_write;
+  if (use_bwrap) {
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) == 0) {
+      bwrap_info_.Reset(p[0]);
+      info_write.Reset(p[1]);
+      fcntl(p[0], F_SETFL, O_NONBLOCK);
+      spec.info_fd = 3;
+      while (o_.inherited_fds.count(spec.info_fd)) ++spec.info_fd;
+    }
+  }
   if (use_bwrap) {
     argv = ns::BuildBwrapArgv(spec);
     file = spec.bwrap_path;
@@ -397,19 +415,21 @@ Status Session::Spawn() {
   CloseOnExecExcept(o_.inherited_fds);
   std::vector<char*> argv_c = CStrings(argv);
   std::vector<char*> env_c = CStrings(env);
-  uv_stdio_container_t stdio[3];
-  for (int i = 0; i < 3; ++i) {
+  // 0-2 and the inherited fds below the report's fd keep their numbers.
+  std::vector<uv_stdio_container_t> stdio(static_cast<size_t>(std::max(3, spec.info_fd + 1)));
+  for (size_t i = 0; i < stdio.size(); ++i) {
     stdio[i].flags = UV_INHERIT_FD;
-    stdio[i].data.fd = i;
+    stdio[i].data.fd = static_cast<int>(i);
   }
+  if (spec.info_fd >= 0) stdio[static_cast<size_t>(spec.info_fd)].data.fd = info_write.get();
   uv_process_options_t po{};
   po.exit_cb = &Session::OnChildExit;
   po.file = file.c_str();
   po.args = argv_c.data();
   po.env = env_c.data();
   po.cwd = !use_bwrap && !o_.workdir.empty() ? o_.workdir.c_str() : nullptr;
-  po.stdio_count = 3;
-  po.stdio = stdio;
+  po.stdio_count = static_cast<int>(stdio.size());
+  po.stdio = stdio.data();
   child_ = new uv_process_t;
   child_->data = this;
   if (int rc = uv_spawn(loop_, child_, &po); rc != 0) {
@@ -420,6 +440,7 @@ Status Session::Spawn() {
     return Error(std::string("cannot start ") + file + ": " + uv_strerror(rc));
   }
   child_running_ = true;
+  info_write.Reset();  // bwrap has its copy: end of file once it is done with it
   // mproxy raised its own fd limit (each running command holds a few fds
   // here); the program gets the limit it would have had without mproxy.
   if (o_.program_fd_limit) prlimit(child_->pid, RLIMIT_NOFILE, &*o_.program_fd_limit, nullptr);
@@ -438,7 +459,33 @@ Status Session::Spawn() {
 void Session::OnSignal(uv_signal_t* h, int signum) noexcept {
   auto* self = static_cast<Session*>(h->data);
   if (self == nullptr || !self->child_running_) return;
-  if (signum == SIGTERM || signum == SIGHUP) uv_process_kill(self->child_, signum);
+  if (signum != SIGTERM && signum != SIGHUP) return;
+  // bwrap would die of the signal and take the program with it
+  // (--die-with-parent) instead of passing it on: the program gets it.
+  if (pid_t pid = self->ProgramPid(); pid > 0) {
+    kill(pid, signum);
+  } else {
+    uv_process_kill(self->child_, signum);
+  }
+}
+
+pid_t Session::ProgramPid() {
+  if (program_pid_ > 0 || !bwrap_info_) return program_pid_;
+  char buf[512];
+  for (;;) {
+    ssize_t n = read(bwrap_info_.get(), buf, sizeof buf);
+    if (n > 0 && bwrap_info_text_.size() < 64 * 1024) {
+      bwrap_info_text_.append(buf, static_cast<size_t>(n));
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    break;  // EAGAIN: not written yet (bwrap is still setting up); or EOF
+  }
+  if (auto pid = ns::ParseBwrapChildPid(bwrap_info_text_)) {
+    program_pid_ = *pid;
+    bwrap_info_.Reset();
+  }
+  return program_pid_;
 }
 
 void Session::OnChildExit(uv_process_t* p, int64_t status, int signal) noexcept {

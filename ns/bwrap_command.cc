@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cassert>
+#include <cstdint>
 #include <set>
 
 namespace mproxy::ns {
@@ -76,6 +77,7 @@ Status CheckNamespaceSpec(const NamespaceSpec& spec) {
 std::vector<std::string> BuildBwrapArgv(const NamespaceSpec& spec) {
   assert(!spec.program.empty());
   std::vector<std::string> argv = {spec.bwrap_path, "--die-with-parent"};
+  if (spec.info_fd >= 0) argv.insert(argv.end(), {"--info-fd", std::to_string(spec.info_fd)});
   if (spec.unshare_user) argv.push_back("--unshare-user");
   // --dev-bind, not --bind: --bind mounts nodev, so even /dev/null and the
   // user's terminal (/dev/pts/N) would fail to open. The recursive bind also
@@ -99,6 +101,26 @@ std::vector<std::string> BuildBwrapArgv(const NamespaceSpec& spec) {
   argv.push_back("--");  // a program named "--foo" is not a bwrap option
   argv.insert(argv.end(), spec.program.begin(), spec.program.end());
   return argv;
+}
+
+std::optional<int> ParseBwrapChildPid(std::string_view info) {
+  constexpr std::string_view kKey = "\"child-pid\"";
+  size_t at = info.find(kKey);
+  if (at == std::string_view::npos) return std::nullopt;
+  size_t i = at + kKey.size();
+  while (i < info.size() && (info[i] == ' ' || info[i] == '\t' || info[i] == '\n')) ++i;
+  if (i >= info.size() || info[i] != ':') return std::nullopt;
+  ++i;
+  while (i < info.size() && (info[i] == ' ' || info[i] == '\t' || info[i] == '\n')) ++i;
+  int64_t pid = 0;
+  size_t digits = 0;
+  for (; i < info.size() && info[i] >= '0' && info[i] <= '9' && digits < 10; ++i, ++digits) {
+    pid = pid * 10 + (info[i] - '0');
+  }
+  // The number must be complete: followed by something that is not a digit.
+  if (digits == 0 || i >= info.size() || (info[i] >= '0' && info[i] <= '9')) return std::nullopt;
+  if (pid <= 0 || pid > INT32_MAX) return std::nullopt;
+  return static_cast<int>(pid);
 }
 
 std::optional<std::string> InjectPath(std::optional<std::string_view> path,

@@ -53,6 +53,10 @@ struct NamespaceSpec {
   std::string host;                  // MPROXY_HOST
   std::string session_id;            // MPROXY_SESSION
   std::vector<std::string> program;  // argv of the entrypoint; must not be empty
+  // An fd bwrap inherits and writes its JSON report to (--info-fd), whose
+  // "child-pid" is the program's pid: signals for the program go there, as
+  // bwrap itself passes none on. -1: none.
+  int info_fd = -1;
 };
 
 // Checks what BuildBwrapArgv() takes for granted: a program, absolute mount
@@ -60,11 +64,15 @@ struct NamespaceSpec {
 Status CheckNamespaceSpec(const NamespaceSpec& spec);
 
 // The full argv to execve (argv[0] is spec.bwrap_path):
-//   bwrap --die-with-parent [--unshare-user] --dev-bind / /
+//   bwrap --die-with-parent [--info-fd N] [--unshare-user] --dev-bind / /
 //         [--ro-bind STUB_SRC STUB] [--bind SRC DEST]... [--chdir DIR] -- PROGRAM...
 // Mounts are ordered by the depth of their destination (parents first, ties in
 // the given order) so a mount nested inside another stays visible.
 std::vector<std::string> BuildBwrapArgv(const NamespaceSpec& spec);
+
+// The program's pid from what bwrap wrote to its --info-fd (a JSON object
+// with "child-pid": N, possibly still incomplete); nullopt until it is there.
+std::optional<int> ParseBwrapChildPid(std::string_view info);
 
 // The environment for the entrypoint, as "NAME=value" entries: `base_env` in
 // its order, with malformed entries (no '='), repeated names (the first wins,

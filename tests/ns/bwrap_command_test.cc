@@ -37,6 +37,33 @@ TEST_CASE("as root the argv binds the host root with devices and needs no user n
   CHECK(CheckNamespaceSpec(spec).ok());
 }
 
+TEST_CASE("with an info fd bwrap is asked to report the program's pid on it", "[ns]") {
+  NamespaceSpec spec = BasicSpec();
+  spec.unshare_user = true;
+  spec.info_fd = 5;
+  CHECK(BuildBwrapArgv(spec) == Argv{"/usr/bin/bwrap", "--die-with-parent", "--info-fd", "5",
+                                     "--unshare-user", "--dev-bind", "/", "/",
+                                     "--chdir", "/home/alice/proj",
+                                     "--", "claude", "--resume"});
+}
+
+TEST_CASE("the program's pid is read from bwrap's report only once it is complete", "[ns]") {
+  const std::string report = "{\n    \"child-pid\": 26406,\n    \"mnt-namespace\": 4026532178\n}\n";
+  CHECK(ParseBwrapChildPid(report) == 26406);
+  CHECK(ParseBwrapChildPid("{\"child-pid\":7}") == 7);
+  // Cut anywhere inside the number or before it: not yet.
+  for (size_t n = 0; n <= report.find("26406") + 5; ++n) {
+    INFO("first " << n << " bytes");
+    CHECK(ParseBwrapChildPid(report.substr(0, n)) == std::nullopt);
+  }
+  CHECK(ParseBwrapChildPid("") == std::nullopt);
+  CHECK(ParseBwrapChildPid("{\"child-pid\": -3}") == std::nullopt);
+  CHECK(ParseBwrapChildPid("{\"child-pid\": 0,") == std::nullopt);
+  CHECK(ParseBwrapChildPid("{\"child-pid\": 99999999999999}") == std::nullopt);
+  CHECK(ParseBwrapChildPid("{\"child-pid\" \"x\": 5}") == std::nullopt);
+  CHECK(ParseBwrapChildPid("{\"mnt-namespace\": 4026532178}") == std::nullopt);
+}
+
 TEST_CASE("unprivileged the argv asks bwrap for a user namespace", "[ns]") {
   NamespaceSpec spec = BasicSpec();
   spec.unshare_user = true;

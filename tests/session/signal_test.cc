@@ -6,6 +6,7 @@
 
 #include <catch2/catch.hpp>
 #include <csignal>
+#include <thread>
 
 #include "tests/e2e/e2e_util.h"
 #include "tests/session/session_fixture.h"
@@ -114,6 +115,33 @@ void SigkillShim(As as) {
   CHECK(e2e::FindProcesses({"sleep", arg}).empty());
 }
 SESSION_TEST_CASE("SIGKILL of a shim kills its remote command within seconds", SigkillShim)
+
+void TermToMproxy(As as) {
+  SessionFixture s(as);
+  INFO(s.Diagnostics());
+  // The program traps TERM; /bin/sleep (an absolute path) stays local.
+  const std::string ready = s.scratch() + "/ready-" + e2e::UniqueSleep(1);
+  const std::string script = "trap 'echo caught TERM; exit 7' TERM; : >" + ready +
+                             "; while :; do /bin/sleep 0.05; done";
+  auto child = s.SpawnBash(script);
+  const std::vector<std::string> mproxy = s.MproxyCommand({"bash", "-c", script});
+  const auto deadline = Clock::now() + seconds(60);
+  std::vector<pid_t> pids;
+  while ((pids = e2e::FindProcesses(mproxy)).empty() || access(ready.c_str(), F_OK) != 0) {
+    REQUIRE(Clock::now() < deadline);
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  REQUIRE(pids.size() == 1);
+  REQUIRE(kill(pids[0], SIGTERM) == 0);
+  auto r = child->Communicate("", seconds(60));
+  INFO("stderr:\n" << Quote(r.err));
+  // The program handled the signal and mproxy exits with its status, where
+  // bwrap dying of it would have killed the program (exit 143, no output).
+  CHECK(r.out == "caught TERM\n");
+  CHECK(r.Status() == "exit 7");
+}
+SESSION_TEST_CASE("SIGTERM to mproxy reaches the program, which ends on its own terms",
+                  TermToMproxy)
 
 }  // namespace
 }  // namespace mproxy::session_test
