@@ -283,6 +283,7 @@ void FuseSession::NotifierMain() {
       item.then();
       continue;
     }
+    bool entry = item.expire || !item.name.empty();
     int rc = 0;
     if (item.expire) {
       rc = fuse_lowlevel_notify_expire_entry(se_, item.ino, item.name.c_str(), item.name.size(),
@@ -303,6 +304,10 @@ void FuseSession::NotifierMain() {
       log_->debug("fuse {}: invalidating {} {}: {}", options_.mountpoint,
                   item.ino, item.name, strerror(-rc));
     }
+    if (entry) {
+      std::lock_guard lock(notify_mu_);
+      --entries_pending_;
+    }
   }
 }
 
@@ -310,6 +315,7 @@ void FuseSession::InvalidateEntry(fuse_ino_t parent, std::string name) {
   {
     std::lock_guard lock(notify_mu_);
     if (notifier_stop_) return;
+    if (!name.empty()) ++entries_pending_;
     queue_.push_back({parent, std::move(name), nullptr, false, false});
   }
   notify_cv_.notify_one();
@@ -323,6 +329,7 @@ void FuseSession::ExpireEntry(fuse_ino_t parent, std::string name, bool or_inval
   {
     std::lock_guard lock(notify_mu_);
     if (notifier_stop_) return;
+    ++entries_pending_;
     queue_.push_back({parent, std::move(name), nullptr, true, or_invalidate});
   }
   notify_cv_.notify_one();
@@ -332,6 +339,18 @@ void FuseSession::AfterInvalidations(std::function<void()> then) {
   {
     std::lock_guard lock(notify_mu_);
     if (!notifier_stop_) {
+      queue_.push_back({0, std::string(), std::move(then), false, false});
+      notify_cv_.notify_one();
+      return;
+    }
+  }
+  then();
+}
+
+void FuseSession::AfterAttributeInvalidations(std::function<void()> then) {
+  {
+    std::lock_guard lock(notify_mu_);
+    if (!notifier_stop_ && entries_pending_ == 0) {
       queue_.push_back({0, std::string(), std::move(then), false, false});
       notify_cv_.notify_one();
       return;

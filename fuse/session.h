@@ -94,7 +94,19 @@ class FuseSession {
   void ExpireEntry(fuse_ino_t parent, std::string name, bool or_invalidate);
   // Runs `then` on the notifier thread once every invalidation queued before
   // it was delivered to the kernel (at once, on this thread, after Stop()).
+  // May carry the reply to a FUSE request only if that request holds no
+  // kernel inode lock (OPEN, FLUSH): an entry invalidation ahead waits for
+  // its directory's lock.
   void AfterInvalidations(std::function<void()> then);
+  // The same for the reply to a request that holds inode locks (SETATTR,
+  // FALLOCATE, LINK, UNLINK, RENAME). An entry invalidation takes its
+  // directory's lock, whose holder may be waiting for a lock this request
+  // holds (an unlink of the file being truncated): when one is queued or
+  // being delivered, `then` runs at once on this thread instead (the
+  // invalidations arrive a moment later). Attribute invalidations take no
+  // inode lock; one of an inode being evicted waits for the eviction, which
+  // waits only for READ and WRITE replies, never carried here.
+  void AfterAttributeInvalidations(std::function<void()> then);
 
   const std::string& mountpoint() const { return options_.mountpoint; }
 
@@ -126,6 +138,8 @@ class FuseSession {
   std::mutex notify_mu_;
   std::condition_variable notify_cv_;
   std::deque<Invalidation> queue_;
+  // Entry invalidations in queue_ or being delivered.
+  size_t entries_pending_ = 0;
   bool notifier_stop_ = false;
 };
 

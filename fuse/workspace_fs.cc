@@ -128,6 +128,30 @@ class WorkspaceFs {
   void EntryGone(fuse_ino_t parent, const std::string& name);
   void NodeKnown(fuse_ino_t ino, const proto::FsAttr& attr);
   void NodeChanged(fuse_ino_t ino);
+  // `ino`'s remote file changed through `ino`: its content (a write, a
+  // truncate) when `content`, else only its attributes (a link count). The
+  // kernel holds the file's other names (hard links) as inodes of their own,
+  // with their own cached attributes and pages: their attributes are queued
+  // for invalidation (ReplyAfterInvalidations waits for them), and with
+  // `content` their next open drops their pages. Returns whether there were
+  // any.
+  //
+  // Attributes only, not pages: dropping pages waits for page locks, which
+  // the kernel holds while a READ or WRITE of that inode waits for its reply,
+  // and then the notifier could stall behind an unanswered request (Stop()
+  // would never join it). The kernel drops the pages itself, in the reader's
+  // context: at the next open (keep_cache off), and at a read through a
+  // descriptor opened before, when the refreshed size or mtime differ
+  // (FUSE_CAP_AUTO_INVAL_DATA).
+  bool OthersChanged(fuse_ino_t ino, bool content);
+  // Runs `reply` once the invalidations queued so far have reached the
+  // kernel, so the caller's next stat or open of another name sees the
+  // change. `holds_locks`: the request holds kernel inode locks (SETATTR,
+  // FALLOCATE, LINK, UNLINK, RENAME; see
+  // FuseSession::AfterAttributeInvalidations). Never for READ or WRITE:
+  // they hold page locks, and an attribute invalidation of an inode being
+  // evicted waits for the eviction, which waits for those page locks.
+  void ReplyAfterInvalidations(bool holds_locks, std::function<void()> reply);
   void RelistAndServe(fuse_req_t req, fuse_ino_t ino, DirHandle* d, size_t size, bool plus);
   void FetchDir(fuse_req_t req, fuse_ino_t ino, DirHandle* d, uint64_t cookie, size_t size,
                 bool plus);
@@ -319,6 +343,26 @@ void WorkspaceFs::NodeChanged(fuse_ino_t ino) {
   if (auto where = nodes_.Where(ino)) listings_.ForgetAttr(where->first, where->second);
 }
 
+bool WorkspaceFs::OthersChanged(fuse_ino_t ino, bool content) {
+  std::vector<fuse_ino_t> others = nodes_.OtherLinks(ino);
+  for (fuse_ino_t other : others) {
+    if (content) {
+      nodes_.MarkChangedElsewhere(other);
+      DropReadAhead(other);
+    }
+    NodeChanged(other);
+    QueueAttrInvalidation(other);
+  }
+  return !others.empty();
+}
+
+void WorkspaceFs::ReplyAfterInvalidations(bool holds_locks, std::function<void()> reply) {
+  FuseSession* s = session_.load();
+  if (s == nullptr) return reply();
+  if (holds_locks) return s->AfterAttributeInvalidations(std::move(reply));
+  s->AfterInvalidations(std::move(reply));
+}
+
 void WorkspaceFs::Revalidate(std::function<void()> done) {
   listings_.Clear();
   NodeTable::Fresh fresh = nodes_.TakeFresh(Clock::now());
@@ -471,9 +515,14 @@ void WorkspaceFs::SetAttr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int
     r.mtime = attr->st_mtim.tv_sec;
     r.mtime_nsec = static_cast<uint32_t>(attr->st_mtim.tv_nsec);
   }
-  fs->Call(req, std::move(r), [fs, req, ino](proto::FsAttrReply a) {
+  bool content = (to_set & FUSE_SET_ATTR_SIZE) != 0;
+  fs->Call(req, std::move(r), [fs, req, ino, content](proto::FsAttrReply a) {
     fs->NodeKnown(ino, a.attr);
-    fs->ReplyAttr(req, ino, a.attr);
+    if (!fs->OthersChanged(ino, content)) return fs->ReplyAttr(req, ino, a.attr);
+    // truncate(2) has no close to wait for: the other names are right once
+    // it returns.
+    fs->ReplyAfterInvalidations(true,
+                                [fs, req, ino, attr = a.attr] { fs->ReplyAttr(req, ino, attr); });
   });
 }
 
@@ -527,8 +576,10 @@ void WorkspaceFs::Remove(fuse_req_t req, fuse_ino_t parent, const char* name) {
   if (!path) return (void)fuse_reply_err(req, ESTALE);
   Call(req, Req{std::move(*path)}, [this, req, parent, n = std::string(name)](proto::FsEmptyReply) {
     EntryGone(parent, n);
-    nodes_.Unlinked(parent, n);
-    fuse_reply_err(req, 0);
+    fuse_ino_t gone = nodes_.Unlinked(parent, n);
+    // The file's other names have one link less.
+    if (gone == 0 || !OthersChanged(gone, false)) return (void)fuse_reply_err(req, 0);
+    ReplyAfterInvalidations(true, [req] { fuse_reply_err(req, 0); });
   });
 }
 
@@ -554,8 +605,13 @@ void WorkspaceFs::Rename(fuse_req_t req, fuse_ino_t parent, const char* name, fu
            [fs, req, parent, newparent, n = std::string(name), nn = std::string(newname),
             flags](proto::FsEmptyReply) {
              fs->listings_.Clear();  // a tree moved: its listings' paths are stale
-             fs->nodes_.Renamed(parent, n, newparent, nn, (flags & RENAME_EXCHANGE) != 0);
-             fuse_reply_err(req, 0);
+             fuse_ino_t replaced =
+                 fs->nodes_.Renamed(parent, n, newparent, nn, (flags & RENAME_EXCHANGE) != 0);
+             // The replaced file's other names have one link less.
+             if (replaced == 0 || !fs->OthersChanged(replaced, false)) {
+               return (void)fuse_reply_err(req, 0);
+             }
+             fs->ReplyAfterInvalidations(true, [req] { fuse_reply_err(req, 0); });
            });
 }
 
@@ -567,11 +623,15 @@ void WorkspaceFs::Link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
   if (!from || !to) return (void)fuse_reply_err(req, ESTALE);
   fs->Call(req, proto::FsLinkRequest{std::move(*from), std::move(*to)},
            [fs, req, ino, newparent, n = std::string(newname)](proto::FsAttrReply a) {
-             // The old name's link count changed too.
+             // The old name's link count changed too, and its other names'.
              fs->QueueAttrInvalidation(ino);
              fs->NodeChanged(ino);
+             bool others = fs->OthersChanged(ino, false);
              fs->EntryKnown(newparent, n, a.attr);
-             fs->ReplyEntry(req, newparent, n, a.attr);
+             if (!others) return fs->ReplyEntry(req, newparent, n, a.attr);
+             fs->ReplyAfterInvalidations(true, [fs, req, newparent, n, attr = a.attr] {
+               fs->ReplyEntry(req, newparent, n, attr);
+             });
            });
 }
 
@@ -593,14 +653,22 @@ void WorkspaceFs::Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexc
     }
     // Pages cached from the file as the kernel last saw it stay only if the
     // file is unchanged; otherwise the kernel also relearns its attributes.
-    bool same = fs->Learn(ino, o.attr);
+    bool elsewhere = fs->nodes_.TakeChangedElsewhere(ino);
+    bool same = fs->Learn(ino, o.attr) && !elsewhere;
     info.keep_cache = same ? 1 : 0;
     if (!same) fs->QueueAttrInvalidation(ino);
     fs->nodes_.AddHandle(ino, o.fh);
-    if (fuse_reply_open(req, &info) != 0) {
-      fs->nodes_.RemoveHandle(ino, o.fh);
-      fs->ReleaseRemote(o.fh);
-    }
+    auto reply = [fs, req, ino, info, fh = o.fh] {
+      if (fuse_reply_open(req, &info) != 0) {
+        fs->nodes_.RemoveHandle(ino, fh);
+        fs->ReleaseRemote(fh);
+      }
+    };
+    // Written through another name (whose descriptor may still be open):
+    // the reads that follow go by the size the kernel holds, so its
+    // invalidation must have arrived.
+    if (elsewhere) return fs->ReplyAfterInvalidations(false, std::move(reply));
+    reply();
   });
 }
 
@@ -674,13 +742,21 @@ void WorkspaceFs::Write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t 
   proto::FsWriteRequest r{fi->fh, static_cast<uint64_t>(off), std::string(buf, size)};
   fs->Call(req, std::move(r), [fs, req, ino](proto::FsWriteReply w) {
     fs->NodeChanged(ino);  // its size and times in a listing are old now
+    // Queued before the reply, so the FLUSH of close() or an open of another
+    // name that follows finds them ahead of it (a WRITE reply must not wait:
+    // see ReplyAfterInvalidations).
+    fs->OthersChanged(ino, true);
     fuse_reply_write(req, static_cast<size_t>(w.written));
   });
 }
 
-void WorkspaceFs::Flush(fuse_req_t req, fuse_ino_t, fuse_file_info*) noexcept {
-  // Writes are already on the remote host: nothing is buffered here.
-  fuse_reply_err(req, 0);
+void WorkspaceFs::Flush(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) noexcept {
+  // Writes are already on the remote host: nothing is buffered here. But
+  // once close() returns, the file's other names show them too: the
+  // invalidations the writes queued must have arrived.
+  WorkspaceFs* fs = From(req);
+  if (fs->nodes_.OtherLinks(ino).empty()) return (void)fuse_reply_err(req, 0);
+  fs->ReplyAfterInvalidations(false, [req] { fuse_reply_err(req, 0); });
 }
 
 void WorkspaceFs::Release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept {
@@ -959,7 +1035,11 @@ void WorkspaceFs::Fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offs
   fs->Call(req,
            proto::FsFallocateRequest{fi->fh, wire, static_cast<uint64_t>(offset),
                                      static_cast<uint64_t>(length)},
-           [req](proto::FsEmptyReply) { fuse_reply_err(req, 0); });
+           [fs, req, ino](proto::FsEmptyReply) {
+             fs->NodeChanged(ino);
+             if (!fs->OthersChanged(ino, true)) return (void)fuse_reply_err(req, 0);
+             fs->ReplyAfterInvalidations(true, [req] { fuse_reply_err(req, 0); });
+           });
 }
 
 const fuse_lowlevel_ops& WorkspaceFs::Ops() {

@@ -58,6 +58,39 @@ void NodeTable::MarkFreshLocked(fuse_ino_t ino, Node& node, Clock::time_point un
   fresh_[ino] = until;
 }
 
+namespace {
+
+// The number a node is indexed under in by_remote_ino_ (0: not indexed).
+// Directories have no hard links.
+uint64_t IndexKey(bool dir, const std::optional<ContentStamp>& stamp) {
+  return dir || !stamp ? 0 : stamp->remote_ino;
+}
+
+}  // namespace
+
+void NodeTable::UnindexLocked(fuse_ino_t ino, const Node& node) {
+  uint64_t key = IndexKey(node.dir, node.stamp);
+  if (key == 0) return;
+  auto [it, end] = by_remote_ino_.equal_range(key);
+  for (; it != end; ++it) {
+    if (it->second == ino) {
+      by_remote_ino_.erase(it);
+      return;
+    }
+  }
+}
+
+void NodeTable::SetStampLocked(fuse_ino_t ino, Node& node, bool dir, const ContentStamp& stamp) {
+  uint64_t before = IndexKey(node.dir, node.stamp);
+  uint64_t after = IndexKey(dir, stamp);
+  if (before != after) {
+    UnindexLocked(ino, node);
+    if (after != 0) by_remote_ino_.emplace(after, ino);
+  }
+  node.dir = dir;
+  node.stamp = stamp;
+}
+
 fuse_ino_t NodeTable::Link(fuse_ino_t parent, std::string_view name, bool dir,
                            const ContentStamp& stamp, Clock::time_point fresh_until) {
   std::lock_guard lock(mu_);
@@ -78,8 +111,7 @@ fuse_ino_t NodeTable::Link(fuse_ino_t parent, std::string_view name, bool dir,
   }
   Node& node = nodes_.at(ino);
   ++node.nlookup;
-  node.dir = dir;
-  node.stamp = stamp;
+  SetStampLocked(ino, node, dir, stamp);
   MarkFreshLocked(ino, node, fresh_until);
   return ino;
 }
@@ -97,6 +129,7 @@ void NodeTable::Forget(fuse_ino_t ino, uint64_t n) {
     if (c != children_.end() && c->second == ino) children_.erase(c);
   }
   fresh_.erase(ino);
+  UnindexLocked(ino, node);
   nodes_.erase(it);
 }
 
@@ -107,20 +140,22 @@ void NodeTable::DetachLocked(fuse_ino_t ino) {
   it->second.parent = 0;
 }
 
-void NodeTable::Unlinked(fuse_ino_t parent, std::string_view name) {
+fuse_ino_t NodeTable::Unlinked(fuse_ino_t parent, std::string_view name) {
   std::lock_guard lock(mu_);
   auto c = children_.find(Key{parent, std::string(name)});
-  if (c == children_.end()) return;
-  DetachLocked(c->second);
+  if (c == children_.end()) return 0;
+  fuse_ino_t ino = c->second;
+  DetachLocked(ino);
   children_.erase(c);
+  return ino;
 }
 
-void NodeTable::Renamed(fuse_ino_t parent, std::string_view name, fuse_ino_t new_parent,
-                        std::string_view new_name, bool exchange) {
+fuse_ino_t NodeTable::Renamed(fuse_ino_t parent, std::string_view name, fuse_ino_t new_parent,
+                              std::string_view new_name, bool exchange) {
   std::lock_guard lock(mu_);
   Key from{parent, std::string(name)};
   Key to{new_parent, std::string(new_name)};
-  if (from == to) return;
+  if (from == to) return 0;
   negative_.erase(from);
   negative_.erase(to);
   std::optional<fuse_ino_t> src, dst;
@@ -139,13 +174,13 @@ void NodeTable::Renamed(fuse_ino_t parent, std::string_view name, fuse_ino_t new
     children_[key] = ino;
   };
   if (src) place(*src, to);
-  if (dst) {
-    if (exchange) {
-      place(*dst, from);
-    } else {
-      DetachLocked(*dst);
-    }
+  if (!dst) return 0;
+  if (exchange) {
+    place(*dst, from);
+    return 0;
   }
+  DetachLocked(*dst);
+  return *dst;
 }
 
 bool NodeTable::IsDir(fuse_ino_t ino) const {
@@ -165,6 +200,33 @@ uint64_t NodeTable::RemoteIno(fuse_ino_t ino) const {
   std::lock_guard lock(mu_);
   auto it = nodes_.find(ino);
   return it != nodes_.end() && it->second.stamp ? it->second.stamp->remote_ino : 0;
+}
+
+std::vector<fuse_ino_t> NodeTable::OtherLinks(fuse_ino_t ino) const {
+  std::lock_guard lock(mu_);
+  std::vector<fuse_ino_t> out;
+  auto it = nodes_.find(ino);
+  if (it == nodes_.end()) return out;
+  uint64_t key = IndexKey(it->second.dir, it->second.stamp);
+  if (key == 0) return out;
+  auto [same, end] = by_remote_ino_.equal_range(key);
+  for (; same != end; ++same) {
+    if (same->second != ino) out.push_back(same->second);
+  }
+  return out;
+}
+
+void NodeTable::MarkChangedElsewhere(fuse_ino_t ino) {
+  std::lock_guard lock(mu_);
+  auto it = nodes_.find(ino);
+  if (it != nodes_.end()) it->second.changed_elsewhere = true;
+}
+
+bool NodeTable::TakeChangedElsewhere(fuse_ino_t ino) {
+  std::lock_guard lock(mu_);
+  auto it = nodes_.find(ino);
+  if (it == nodes_.end()) return false;
+  return std::exchange(it->second.changed_elsewhere, false);
 }
 
 void NodeTable::AddHandle(fuse_ino_t ino, uint64_t fh) {
@@ -216,7 +278,7 @@ bool NodeTable::UpdateStamp(fuse_ino_t ino, const ContentStamp& stamp) {
   auto it = nodes_.find(ino);
   if (it == nodes_.end()) return false;
   bool same = it->second.stamp && *it->second.stamp == stamp;
-  it->second.stamp = stamp;
+  SetStampLocked(ino, it->second, it->second.dir, stamp);
   return same;
 }
 

@@ -38,6 +38,10 @@ struct ContentStamp {
 // kernel forgets it, but has no path any more (operations by path answer
 // ESTALE; open handles keep working).
 //
+// So the hard links of one remote file are as many nodes, and as many
+// kernel inodes with their own cached attributes and pages: OtherLinks()
+// finds the other nodes of a file, through an index by remote inode number.
+//
 // Thread-safe: every method takes the one internal mutex (a leaf lock).
 class NodeTable {
  public:
@@ -63,13 +67,14 @@ class NodeTable {
   // The kernel dropped `n` references; the node goes at zero.
   void Forget(fuse_ino_t ino, uint64_t n);
 
-  // `name` in `parent` was removed: its node (if any) is detached.
-  void Unlinked(fuse_ino_t parent, std::string_view name);
+  // `name` in `parent` was removed: its node (if any) is detached and
+  // returned (0: none).
+  fuse_ino_t Unlinked(fuse_ino_t parent, std::string_view name);
   // A rename succeeded. Without `exchange` the node at the destination (if
   // any) is detached and the source node takes its place; with it, the two
-  // swap places.
-  void Renamed(fuse_ino_t parent, std::string_view name, fuse_ino_t new_parent,
-               std::string_view new_name, bool exchange);
+  // swap places. Returns the node detached (0: none).
+  fuse_ino_t Renamed(fuse_ino_t parent, std::string_view name, fuse_ino_t new_parent,
+                     std::string_view new_name, bool exchange);
 
   // The kernel was told `name` in `parent` does not exist, until `until`.
   void NoteNegative(fuse_ino_t parent, std::string_view name, Clock::time_point until);
@@ -81,6 +86,20 @@ class NodeTable {
 
   // The remote inode number last seen for `ino` (0: unknown).
   uint64_t RemoteIno(fuse_ino_t ino) const;
+
+  // The other nodes of the remote file `ino` stands for: the non-directory
+  // nodes, detached ones included, last seen with `ino`'s remote inode
+  // number (none when it is 0 or `ino` is a directory). The agent reports no
+  // st_dev, so a file of another remote filesystem mounted inside the tree
+  // with the same number counts too: harmless, it is only invalidated for
+  // nothing.
+  std::vector<fuse_ino_t> OtherLinks(fuse_ino_t ino) const;
+  // `ino`'s content changed through another of its names. Its size and mtime
+  // may look the same (a same-size write within the remote clock's
+  // granularity), so UpdateStamp() cannot tell: TakeChangedElsewhere() says
+  // so once, for its next open to drop cached pages.
+  void MarkChangedElsewhere(fuse_ino_t ino);
+  bool TakeChangedElsewhere(fuse_ino_t ino);
 
   // Remote file handles open on `ino`: a detached node is reached through
   // one (fstat of an unlinked open file has no path to go by).
@@ -123,6 +142,7 @@ class NodeTable {
     bool detached = false;
     bool dir = false;
     bool no_xattrs = false;
+    bool changed_elsewhere = false;
     std::vector<uint64_t> handles;
     std::optional<ContentStamp> stamp;
     Clock::time_point fresh_until{};
@@ -132,12 +152,18 @@ class NodeTable {
   std::optional<std::string> PathOfLocked(fuse_ino_t ino) const;
   void DetachLocked(fuse_ino_t ino);
   void MarkFreshLocked(fuse_ino_t ino, Node& node, Clock::time_point until);
+  // Sets `node`'s kind and stamp, keeping by_remote_ino_ in step.
+  void SetStampLocked(fuse_ino_t ino, Node& node, bool dir, const ContentStamp& stamp);
+  void UnindexLocked(fuse_ino_t ino, const Node& node);
 
   const std::string root_;
   mutable std::mutex mu_;
   fuse_ino_t next_ino_ = FUSE_ROOT_ID + 1;
   std::unordered_map<fuse_ino_t, Node> nodes_;
   std::map<Key, fuse_ino_t> children_;
+  // Non-directory nodes by remote inode number (0 is not indexed); more
+  // than one under a number are the hard links of one file.
+  std::unordered_multimap<uint64_t, fuse_ino_t> by_remote_ino_;
   // Nodes and negative entries the kernel may trust, with their deadline.
   std::unordered_map<fuse_ino_t, Clock::time_point> fresh_;
   std::map<Key, Clock::time_point> negative_;

@@ -90,5 +90,56 @@ TEST_CASE("a revalidation reaches what the kernel may still trust, once", "[fuse
   CHECK_FALSE(t.UpdateStamp(fresh, ContentStamp{9, 9, 9, 4}));
 }
 
+TEST_CASE("the other names of a remote file are found by its inode number", "[fuse]") {
+  NodeTable t("/w");
+  auto later = Clock::now() + std::chrono::seconds(5);
+  const ContentStamp file{1, 0, 3, 40};
+  fuse_ino_t a = t.Link(FUSE_ROOT_ID, "a", false, file, later);
+  CHECK(t.OtherLinks(a).empty());
+  fuse_ino_t b = t.Link(FUSE_ROOT_ID, "b", false, file, later);
+  fuse_ino_t c = t.Link(FUSE_ROOT_ID, "c", false, ContentStamp{1, 0, 3, 41}, later);
+  // A directory with the number (another remote filesystem's) and a node
+  // whose number is unknown are never hard links.
+  fuse_ino_t d = t.Link(FUSE_ROOT_ID, "d", true, file, later);
+  fuse_ino_t z = t.Link(FUSE_ROOT_ID, "z", false, ContentStamp{}, later);
+  CHECK(t.OtherLinks(a) == std::vector<fuse_ino_t>{b});
+  CHECK(t.OtherLinks(b) == std::vector<fuse_ino_t>{a});
+  CHECK(t.OtherLinks(c).empty());
+  CHECK(t.OtherLinks(d).empty());
+  CHECK(t.OtherLinks(z).empty());
+
+  // A detached name still stands for the file (through an open handle).
+  fuse_ino_t e = t.Link(FUSE_ROOT_ID, "e", false, file, later);
+  CHECK(t.Unlinked(FUSE_ROOT_ID, "e") == e);
+  CHECK(t.Unlinked(FUSE_ROOT_ID, "e") == 0);
+  auto others = t.OtherLinks(a);
+  std::sort(others.begin(), others.end());
+  CHECK(others == std::vector<fuse_ino_t>{b, e});
+  t.Forget(e, 1);
+  CHECK(t.OtherLinks(a) == std::vector<fuse_ino_t>{b});
+
+  // A new stamp moves the node in the index: b is another file now.
+  CHECK_FALSE(t.UpdateStamp(b, ContentStamp{2, 0, 3, 41}));
+  CHECK(t.OtherLinks(a).empty());
+  CHECK(t.OtherLinks(c) == std::vector<fuse_ino_t>{b});
+  // A name replaced by a rename is detached and returned; one that was a
+  // file and is now a directory leaves the index.
+  fuse_ino_t f = t.Link(FUSE_ROOT_ID, "f", false, ContentStamp{1, 0, 3, 41}, later);
+  CHECK(t.Renamed(FUSE_ROOT_ID, "f", FUSE_ROOT_ID, "c", false) == c);
+  CHECK(t.Renamed(FUSE_ROOT_ID, "a", FUSE_ROOT_ID, "b", true) == 0);
+  t.Link(FUSE_ROOT_ID, "c", true, ContentStamp{1, 0, 3, 41}, later);  // f's node
+  others = t.OtherLinks(b);
+  CHECK(others == std::vector<fuse_ino_t>{c});
+  t.Forget(f, 2);
+  t.Forget(c, 1);
+  CHECK(t.OtherLinks(b).empty());
+
+  // A change through another name is told once, to the next open.
+  CHECK_FALSE(t.TakeChangedElsewhere(a));
+  t.MarkChangedElsewhere(a);
+  CHECK(t.TakeChangedElsewhere(a));
+  CHECK_FALSE(t.TakeChangedElsewhere(a));
+}
+
 }  // namespace
 }  // namespace mproxy::fuse

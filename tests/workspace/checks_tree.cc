@@ -349,6 +349,59 @@ void HardLink(const Scratch&) {
   ExpectBytes(ReadFile("b"), "onetwo", "b after unlinking a");
 }
 
+// A change through one name shows under the other at once, although the
+// other name's attributes and pages were cached just before: sizes, bytes
+// and link counts, after a close, a truncate(2), a link and an unlink. Ten
+// rounds, as a stale cache is a race.
+void HardLinkSharesChanges(const Scratch&) {
+  WriteFile("a", "one");
+  ExpectOk(::link("a", "b"), "link(a, b)");
+  std::string want = "one";
+  for (int round = 0; round < 10; ++round) {
+    const std::string in = " (round " + std::to_string(round) + ")";
+    // Caches the attributes and pages of a, and keeps a descriptor.
+    StatOk("a");
+    ExpectBytes(ReadFile("a"), want, "a at the start" + in);
+    UniqueFd old_a = OpenOk("a", O_RDONLY);
+    ExpectBytes(ReadToEnd(old_a.get()), want, "a through a descriptor" + in);
+
+    {
+      UniqueFd b = OpenOk("b", O_WRONLY | O_APPEND);
+      WriteAll(b.get(), "+");
+    }
+    want += "+";
+    ExpectEq(StatOk("a").st_size, want.size(), "size of a after appending through b" + in);
+    ExpectBytes(ReadFile("a"), want, "a after appending through b" + in);
+    ExpectBytes(PreadExactly(old_a.get(), want.size(), 0), want,
+                "a through a descriptor opened before" + in);
+
+    {
+      UniqueFd b = OpenOk("b", O_WRONLY);
+      want[0] = static_cast<char>('A' + round);
+      WriteAll(b.get(), want.substr(0, 1));
+    }
+    ExpectBytes(ReadFile("a"), want, "a after a same-size write through b" + in);
+
+    want.pop_back();
+    ExpectOk(::truncate("b", static_cast<off_t>(want.size())), "truncate(b)");
+    ExpectEq(StatOk("a").st_size, want.size(), "size of a after truncating b" + in);
+    ExpectBytes(ReadFile("a"), want, "a after truncating b" + in);
+
+    {
+      UniqueFd b = OpenOk("b", O_WRONLY | O_APPEND);
+      WriteAll(b.get(), "xy");
+      want += "xy";
+      ExpectBytes(ReadFile("a"), want, "a while b is still open" + in);
+    }
+
+    StatOk("b");
+    ExpectOk(::link("a", "c"), "link(a, c)");
+    ExpectEq(StatOk("b").st_nlink, 3, "nlink of b after link(a, c)" + in);
+    ExpectOk(::unlink("c"), "unlink(c)");
+    ExpectEq(StatOk("b").st_nlink, 2, "nlink of b after unlink(c)" + in);
+  }
+}
+
 void LinkExisting(const Scratch&) {
   WriteFile("a", "a");
   WriteFile("b", "b");
@@ -491,6 +544,7 @@ std::vector<Check> TreeChecks() {
       {"rename.exchange_files", ExchangeFiles},
       {"rename.exchange_file_and_dir", ExchangeFileAndDir},
       {"link.hard", HardLink},
+      {"link.hard_changes_show_under_every_name", HardLinkSharesChanges},
       {"link.existing_eexist", LinkExisting},
       {"link.unlink_open_file", UnlinkOpenFile},
       {"symlink.relative_dangling", SymlinkRelative},
