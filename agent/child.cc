@@ -7,6 +7,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -19,6 +20,7 @@
 #include <cstring>
 #include <set>
 
+#include "agent/job_watch.h"
 #include "agent/path_query.h"
 
 extern char** environ;
@@ -30,7 +32,7 @@ namespace {
 constexpr uint32_t kMaxChildFd = 1023;
 
 // What the child reports through the error pipe before it gives up.
-enum class Stage : int { kSetsid = 1, kControllingTty, kDup, kChdir, kExec };
+enum class Stage : int { kSetsid = 1, kControllingTty, kDup, kChdir, kExec, kFork };
 
 struct ChildReport {
   int stage;
@@ -46,6 +48,7 @@ struct ChildPlan {
   char* const* envp = nullptr;
   int error_fd = -1;
   int ctty_fd = -1;  // pty slave to make the controlling terminal, or -1
+  int job_fd = -1;   // with ctty_fd: where the job leader writes JobEvents
   // Signals whose disposition is not SIG_DFL in the agent: the child puts
   // them back to default (an ignored one would stay ignored across exec).
   const std::vector<int>* changed_signals = nullptr;
@@ -82,26 +85,8 @@ void SetDefaultDisposition(int sig) {
   _exit(127);
 }
 
-// Runs in the child between fork and execve.
-[[noreturn]] void RunChild(ChildPlan& plan) {
-  for (int sig : *plan.changed_signals) SetDefaultDisposition(sig);
-  sigset_t none;
-  sigemptyset(&none);
-  sigprocmask(SIG_SETMASK, &none, nullptr);
-
-  // Its own process group either way, so signals and the final kill reach
-  // everything it starts. A new session only when it gets a terminal: that
-  // is what a controlling terminal needs, and setsid costs more (a new
-  // scheduler autogroup).
-  if (plan.ctty_fd >= 0) {
-    if (setsid() < 0) ReportAndExit(plan.error_fd, Stage::kSetsid, errno);
-    if (ioctl(plan.ctty_fd, TIOCSCTTY, 0) < 0) {
-      ReportAndExit(plan.error_fd, Stage::kControllingTty, errno);
-    }
-  } else if (setpgid(0, 0) < 0) {
-    ReportAndExit(plan.error_fd, Stage::kSetsid, errno);
-  }
-
+// The fd moves, cwd and execve that end every child's set-up.
+[[noreturn]] void ExecPlan(ChildPlan& plan) {
   // Lift every source (and the error pipe) above all target numbers first,
   // so no dup2 below overwrites a source another target still needs.
   int floor = 3;
@@ -128,6 +113,97 @@ void SetDefaultDisposition(int sig) {
   ReportAndExit(plan.error_fd, Stage::kExec, errno);
 }
 
+void UnblockWithDefaults(const ChildPlan& plan) {
+  for (int sig : *plan.changed_signals) SetDefaultDisposition(sig);
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, nullptr);
+}
+
+// Runs in a child without a terminal between clone and execve: its own
+// process group (so signals and the final kill reach everything it starts)
+// in the agent's session.
+[[noreturn]] void RunChild(ChildPlan& plan) {
+  UnblockWithDefaults(plan);
+  if (setpgid(0, 0) < 0) ReportAndExit(plan.error_fd, Stage::kSetsid, errno);
+  ExecPlan(plan);
+}
+
+void WriteEvent(int fd, JobEvent::Kind kind, int value) {
+  JobEvent e{kind, value};
+  while (write(fd, &e, sizeof e) < 0 && errno == EINTR) {
+  }
+}
+
+// Every fd but `keep`: the job leader must hold none of the agent's (its
+// protocol pipes to sshd) nor the command's (a pty slave held open would
+// keep the agent from ever seeing the terminal close).
+void CloseAllExcept(int keep) {
+  if (syscall(SYS_close_range, 0U, static_cast<unsigned>(keep - 1), 0U) == 0 &&
+      syscall(SYS_close_range, static_cast<unsigned>(keep + 1), ~0U, 0U) == 0) {
+    return;
+  }
+  // Before Linux 5.9: every number up to the limit (capped; fds above it
+  // would have needed a raised limit the agent never sets).
+  struct rlimit lim {};
+  int top = 65536;
+  if (getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < static_cast<rlim_t>(top)) {
+    top = static_cast<int>(lim.rlim_cur);
+  }
+  for (int fd = 0; fd < top; ++fd) {
+    if (fd != keep) close(fd);
+  }
+}
+
+// The command of a pty Exec, forked by its job leader: its own process
+// group, in the foreground of the terminal. Signals are still all blocked
+// (from SpawnChild), so tcsetpgrp from what is still a background group
+// raises no SIGTTOU.
+[[noreturn]] void RunJob(ChildPlan& plan) {
+  if (setpgid(0, 0) < 0) ReportAndExit(plan.error_fd, Stage::kSetsid, errno);
+  if (tcsetpgrp(plan.ctty_fd, getpid()) < 0) {
+    ReportAndExit(plan.error_fd, Stage::kControllingTty, errno);
+  }
+  UnblockWithDefaults(plan);
+  ExecPlan(plan);
+}
+
+// The job leader of a pty Exec, in a fork of the agent. A command whose
+// parent is in another session is in an orphaned process group, where the
+// kernel discards terminal stop signals (Ctrl-Z does nothing, as under
+// `ssh -t`). So the leader starts a session on the pty, forks the command
+// into a process group of its own in the foreground, and waits for it:
+// with its parent in its session, Ctrl-Z stops the command, and the leader
+// reports that (kStopped) and finally its wait status (kStatus), then exits.
+// It keeps every signal blocked: only SIGKILL ends it before the command.
+[[noreturn]] void RunJobLeader(ChildPlan& plan) {
+  if (setsid() < 0) ReportAndExit(plan.error_fd, Stage::kSetsid, errno);
+  if (ioctl(plan.ctty_fd, TIOCSCTTY, 0) < 0) {
+    ReportAndExit(plan.error_fd, Stage::kControllingTty, errno);
+  }
+  pid_t job = fork();
+  if (job < 0) ReportAndExit(plan.error_fd, Stage::kFork, errno);
+  if (job == 0) RunJob(plan);
+  setpgid(job, job);  // the job does it too: whichever runs first
+  // Before the error pipe closes, so the agent finds it once exec is known.
+  WriteEvent(plan.job_fd, JobEvent::kGroup, job);
+  CloseAllExcept(plan.job_fd);
+  for (;;) {
+    int status = 0;
+    pid_t r = waitpid(job, &status, WUNTRACED);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      _exit(127);  // cannot happen: the job is our child
+    }
+    if (WIFSTOPPED(status)) {
+      WriteEvent(plan.job_fd, JobEvent::kStopped, WSTOPSIG(status));
+      continue;
+    }
+    WriteEvent(plan.job_fd, JobEvent::kStatus, status);
+    _exit(0);
+  }
+}
+
 // Starts RunChild(plan) in a child that shares our memory until it execs or
 // exits (CLONE_VM | CLONE_VFORK, what posix_spawn does): no page tables are
 // copied and the child faults in nothing, which a fork of the agent paid on
@@ -145,6 +221,14 @@ void SetDefaultDisposition(int sig) {
 #define MPROXY_CHILD_FORKS 1
 #endif
 #endif
+// A pty Exec gets a job leader instead: a real fork, since the leader lives
+// as long as the command (the agent must not stay suspended meanwhile).
+pid_t ForkJobLeader(ChildPlan& plan) {
+  pid_t pid = fork();
+  if (pid == 0) RunJobLeader(plan);
+  return pid;
+}
+
 pid_t CloneChild(ChildPlan& plan) {
 #ifdef MPROXY_CHILD_FORKS
   pid_t pid = fork();
@@ -300,7 +384,11 @@ SpawnFailure FailureFromReport(const ChildReport& r, const std::string& program,
       break;
     case Stage::kControllingTty:
       f.code = 126;
-      f.error = "TIOCSCTTY: " + why;
+      f.error = "controlling terminal: " + why;
+      break;
+    case Stage::kFork:
+      f.code = 126;
+      f.error = "fork: " + why;
       break;
     default:
       f.code = 126;
@@ -408,14 +496,23 @@ Result<ChildProcess> SpawnChild(const proto::Exec& exec, const std::string& fall
   if (pipe2(ep, O_CLOEXEC) != 0) return fail(126, Error::FromErrno("pipe2", errno).message());
   UniqueFd error_read(ep[0]), error_write(ep[1]);
   plan.error_fd = error_write.get();
+  UniqueFd job_read, job_write;
+  if (wants_pty) {
+    int jp[2];
+    if (pipe2(jp, O_CLOEXEC) != 0) return fail(126, Error::FromErrno("pipe2", errno).message());
+    job_read.Reset(jp[0]);
+    job_write.Reset(jp[1]);
+    plan.job_fd = jp[1];
+  }
 
   pid_t pid;
   {
     SignalBlock block;
-    pid = CloneChild(plan);
+    pid = wants_pty ? ForkJobLeader(plan) : CloneChild(plan);
   }
-  if (pid < 0) return fail(126, Error::FromErrno("clone", errno).message());
+  if (pid < 0) return fail(126, Error::FromErrno(wants_pty ? "fork" : "clone", errno).message());
   error_write.Reset();
+  job_write.Reset();
   child_ends.clear();
   pty.slave.Reset();
 
@@ -436,6 +533,25 @@ Result<ChildProcess> SpawnChild(const proto::Exec& exec, const std::string& fall
     return Error(failure->error);
   }
   child.pid = pid;
+  child.group = pid;
+  if (wants_pty) {
+    // The leader wrote the command's pid before the error pipe closed.
+    JobEvent e{};
+    ssize_t n;
+    do {
+      n = read(job_read.get(), &e, sizeof e);
+    } while (n < 0 && errno == EINTR);
+    if (n != static_cast<ssize_t>(sizeof e) || e.kind != JobEvent::kGroup || e.value <= 0) {
+      kill(pid, SIGKILL);
+      int status;
+      while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+      }
+      return fail(126, "the pty job leader did not report the command's pid");
+    }
+    child.group = e.value;
+    if (auto s = SetNonBlocking(job_read.get()); !s) return fail(126, s.error().message());
+    child.job_events = std::move(job_read);
+  }
   child.pty_master = std::move(pty.master);
   return child;
 }

@@ -24,7 +24,14 @@ struct ChildPipe {
 
 // A started child. Owned by the session's channel.
 struct ChildProcess {
-  pid_t pid = -1;  // also its process group and session id
+  // The process to reap: the command itself, or with a pty its job leader
+  // (a session leader that waits for it; see child.cc).
+  pid_t pid = -1;
+  // The command's pid and process group: where signals go.
+  pid_t group = -1;
+  // With a pty: the job leader's reports (JobEvent, agent/job_watch.h),
+  // nonblocking, close-on-exec; the kGroup event has been read.
+  UniqueFd job_events;
   std::vector<ChildPipe> pipes;
   // The pty master when the child has a terminal (nonblocking, cloexec).
   UniqueFd pty_master;

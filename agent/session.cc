@@ -267,9 +267,18 @@ void Session::HandleExec(proto::Exec&& exec) {
   Channel& c = channels_[id];
   c.id = id;
   c.pid = child->pid;
+  c.group = child->group;
   channel_of_pid_[c.pid] = id;
-  killer_.Track(c.pid);
-  if (!exec.no_started) Send(proto::Started{id, child->pid});
+  killer_.Track(c.group);
+  if (c.group != c.pid) killer_.Track(c.pid);  // the job leader's own group
+  if (child->job_events) {
+    c.job = std::make_unique<JobWatch>(loop_, std::move(child->job_events),
+                                       [this, id](const JobEvent& e) { OnJobEvent(id, e); });
+    if (auto s = c.job->Start(); !s) {
+      Logf(LogLevel::kWarn, "channel %u: job events: %s", id, s.error().message().c_str());
+    }
+  }
+  if (!exec.no_started) Send(proto::Started{id, child->group});
 
   std::vector<FdPump*> to_start;
   for (ChildPipe& p : child->pipes) {
@@ -320,8 +329,8 @@ void Session::HandleSignal(const proto::Signal& s) {
     return;
   }
   Logf(LogLevel::kDebug, "channel %u: SIG%s to group %d", s.channel, s.name.c_str(),
-       static_cast<int>(c->pid));
-  if (kill(-c->pid, *signo) != 0 && errno != ESRCH) {
+       static_cast<int>(c->group));
+  if (kill(-c->group, *signo) != 0 && errno != ESRCH) {
     SendChannelError(s.channel, "kill SIG" + s.name + ": " + std::strerror(errno));
   }
 }
@@ -338,7 +347,10 @@ void Session::HandleClose(const proto::Close& close) {
   Channel* c = FindChannel(close.channel);
   if (c == nullptr) return;  // finished already
   Logf(LogLevel::kDebug, "channel %u: closed by peer", close.channel);
-  if (!c->exited) killer_.Kill(c->pid);
+  if (!c->exited) {
+    killer_.Kill(c->group);
+    if (c->group != c->pid) killer_.Kill(c->pid);
+  }
   channel_of_pid_.erase(c->pid);
   channels_.erase(close.channel);  // closes the pumps
 }
@@ -416,8 +428,26 @@ void Session::OnChildExit(pid_t pid, int wait_status) {
   Channel* c = FindChannel(id);
   if (c == nullptr) return;
   c->exited = true;
-  c->wait_status = wait_status;
+  if (c->job) c->job->Drain();  // the leader's last word: the command's status
+  // Without it (the leader was killed) the leader's own status stands in.
+  c->wait_status = c->has_job_status ? c->job_status : wait_status;
   MaybeFinishChannel(id);
+}
+
+void Session::OnJobEvent(uint32_t id, const JobEvent& e) {
+  Channel* c = FindChannel(id);
+  if (c == nullptr) return;
+  if (e.kind == JobEvent::kStatus) {
+    c->has_job_status = true;
+    c->job_status = e.value;
+  } else if (e.kind == JobEvent::kStopped) {
+    std::string name = SignalName(e.value);
+    Logf(LogLevel::kDebug, "channel %u: stopped by SIG%s", id, name.c_str());
+    if (auto s = mux_.SendAfterData(id, proto::Stopped{id, name}); !s) {
+      Logf(LogLevel::kError, "Stopped: %s", s.error().message().c_str());
+    }
+    Flush();
+  }
 }
 
 // Exit waits for every output stream to reach end of file, as ssh does: a

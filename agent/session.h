@@ -17,6 +17,7 @@
 #include "agent/fd_pump.h"
 #include "agent/fs_server.h"
 #include "agent/group_killer.h"
+#include "agent/job_watch.h"
 #include "agent/reaper.h"
 #include "proto/mux.h"
 
@@ -72,7 +73,13 @@ class Session : public proto::MuxDelegate, public FdPumpDelegate {
   // One Exec: the child, the pumps still working, and its exit status.
   struct Channel {
     uint32_t id = 0;
-    pid_t pid = -1;
+    pid_t pid = -1;    // reaped: the command, or its job leader
+    pid_t group = -1;  // the command's process group: signals go there
+    // With a pty: the job leader's reports, and the command's wait status
+    // from its last one (the leader's own status is not the command's).
+    std::unique_ptr<JobWatch> job;
+    bool has_job_status = false;
+    int job_status = 0;
     bool exited = false;
     int wait_status = 0;
     std::vector<PumpPtr> pumps;
@@ -100,6 +107,7 @@ class Session : public proto::MuxDelegate, public FdPumpDelegate {
   void SendChannelError(uint32_t channel, const std::string& text);
 
   void OnChildExit(pid_t pid, int wait_status);
+  void OnJobEvent(uint32_t id, const JobEvent& e);
   void MaybeFinishChannel(uint32_t id);
   Channel* FindChannel(uint32_t id);
 

@@ -193,6 +193,9 @@ void AgentLink::OnMessage(proto::Message&& m) {
   } else if (auto* started = std::get_if<proto::Started>(&m)) {
     auto it = channels_.find(started->channel);
     if (it != channels_.end()) it->second->OnStarted(*started);
+  } else if (auto* stopped = std::get_if<proto::Stopped>(&m)) {
+    auto it = channels_.find(stopped->channel);
+    if (it != channels_.end()) it->second->OnStopped(*stopped);
   } else if (auto* info = std::get_if<proto::PathInfo>(&m)) {
     auto it = path_queries_.find(info->id);
     if (it == path_queries_.end()) return;

@@ -26,6 +26,9 @@ class ChannelHandler {
   virtual void OnData(uint32_t fd, std::string_view bytes) = 0;
   virtual void OnEof(uint32_t fd) = 0;
   virtual void OnWritable(uint32_t fd) = 0;
+  // The command (one with a pty) stopped as a job: Ctrl-Z typed into it, or
+  // a stop signal. It waits for a "CONT" Signal.
+  virtual void OnStopped(const proto::Stopped&) {}
   // The command ended; the channel is closed after this returns.
   virtual void OnExit(const proto::Exit& exit) = 0;
   // The agent refused something on this channel.

@@ -158,6 +158,18 @@ void ExecCommand::OnWritable(uint32_t fd) {
   if (fd == 0) PushStdin();
 }
 
+void ExecCommand::OnStopped(const proto::Stopped&) {
+  // The remote command stopped (Ctrl-Z on its terminal): so does mproxy, with
+  // the terminal back in the shell's mode. SIGSTOP, since libuv may own
+  // SIGTSTP's handler. When continued: raw again, and the command goes on.
+  bool was_raw = raw_ && raw_->active();
+  if (raw_) raw_->Restore();
+  raise(SIGSTOP);
+  if (was_raw) raw_ = std::make_unique<RawMode>(STDIN_FILENO);
+  link_->SendSignal(channel_, "CONT");
+  if (auto ws = GetWindowSize(STDOUT_FILENO)) link_->SendResize(channel_, ws->rows, ws->cols);
+}
+
 void ExecCommand::OnExit(const proto::Exit& exit) {
   open_ = false;
   if (stdin_) stdin_->Close();

@@ -308,6 +308,12 @@ void ShimCommand::OnWritable(uint32_t fd) {
   }
 }
 
+void ShimCommand::OnStopped(const proto::Stopped& stopped) {
+  // The shim stops itself too, so the program's shell sees a stopped job,
+  // and sends "CONT" when it is continued.
+  if (state_ == State::kRunning) SendToShim(shim::Stopped{stopped.signal});
+}
+
 void ShimCommand::OnExit(const proto::Exit& exit) {
   open_ = false;
   for (auto& in : inputs_) in->reader->Close();

@@ -61,6 +61,7 @@ class ShimCommand : public ChannelHandler {
   void OnData(uint32_t fd, std::string_view bytes) override;
   void OnEof(uint32_t fd) override;
   void OnWritable(uint32_t fd) override;
+  void OnStopped(const proto::Stopped& stopped) override;
   void OnExit(const proto::Exit& exit) override;
   void OnChannelError(const proto::ErrorMsg& err) override;
   void OnLost(const Status& why) override;

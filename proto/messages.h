@@ -35,6 +35,7 @@ enum class MessageType : uint32_t {
   kPong = 16,
   kLog = 17,
   kError = 18,
+  kStopped = 19,
 };
 
 // Field flags for Fields() declarations.
@@ -494,10 +495,27 @@ struct UnknownMessage {
   bool operator==(const UnknownMessage&) const = default;
 };
 
+// The command on a channel's terminal stopped (a job-control stop: Ctrl-Z
+// typed into it, or a stop signal) and waits for a Signal "CONT". Only for
+// commands with a pty; see docs/PROTOCOL.md.
+struct Stopped {
+  static constexpr MessageType kType = MessageType::kStopped;
+  static constexpr const char* kName = "Stopped";
+  uint32_t channel = 0;
+  std::string signal;  // "TSTP", "TTIN", "TTOU", "STOP"
+
+  template <class S, class V>
+  static void Fields(S& s, V& v) {
+    v(1, "channel", s.channel, kRequired);
+    v(2, "signal", s.signal, kRequired | kText);
+  }
+  bool operator==(const Stopped&) const = default;
+};
+
 using Message =
     std::variant<Hello, Exec, Started, Data, Eof, Window, Signal, Resize, Exit,
                  Close, PathQuery, PathInfo, FsRequest, FsReply, Ping, Pong,
-                 Log, ErrorMsg, UnknownMessage>;
+                 Log, ErrorMsg, Stopped, UnknownMessage>;
 
 // "Exec", "Data", ... or "Unknown(42)".
 std::string MessageName(const Message& m);

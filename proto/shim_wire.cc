@@ -71,6 +71,7 @@ struct Encoder {
     PutU8(out, m.core ? 1 : 0);
     PutStr(out, m.message);
   }
+  void operator()(const Stopped& m) const { PutStr(out, m.signal); }
 };
 
 // --- decoding ---------------------------------------------------------------
@@ -278,6 +279,13 @@ Status DecodePayload(Type type, Reader& r, Message* out) {
       *out = std::move(m);
       return Ok();
     }
+    case Type::kStopped: {
+      Stopped m;
+      MPROXY_TRY(r.Str(Field{"signal"}, &m.signal));
+      if (m.signal.empty()) return Error("signal: empty name");
+      *out = std::move(m);
+      return Ok();
+    }
   }
   return Error("unknown message type");  // not reached: DecodeBody checks
 }
@@ -293,6 +301,7 @@ bool KnownType(uint8_t t) {
     case Type::kResize:
     case Type::kOutput:
     case Type::kExit:
+    case Type::kStopped:
       return true;
   }
   return false;
@@ -309,6 +318,7 @@ Type TypeOf(const Message& m) {
     Type operator()(const Resize&) const { return Type::kResize; }
     Type operator()(const Output&) const { return Type::kOutput; }
     Type operator()(const Exit&) const { return Type::kExit; }
+    Type operator()(const Stopped&) const { return Type::kStopped; }
   };
   return std::visit(Visitor{}, m);
 }
@@ -329,6 +339,8 @@ const char* TypeName(Type t) {
       return "Output";
     case Type::kExit:
       return "Exit";
+    case Type::kStopped:
+      return "Stopped";
   }
   return "unknown";
 }

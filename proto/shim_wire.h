@@ -19,7 +19,7 @@ namespace mproxy::proto::shim {
 
 // Bumped on any change to the layout below. The broker refuses a request of
 // another version with an Exit naming both versions.
-inline constexpr uint32_t kVersion = 1;
+inline constexpr uint32_t kVersion = 2;  // 2: Stopped
 
 // A frame is a 4-byte big-endian length N, then N bytes: a 1-byte type and
 // the payload. N counts the type byte. N = 0 or N > kMaxFrame is an error,
@@ -42,6 +42,7 @@ enum class Type : uint8_t {
   // broker -> shim
   kOutput = 16,   // bytes for one of the shim's terminal fds
   kExit = 17,     // last frame: how the shim must end
+  kStopped = 18,  // the command on the remote terminal stopped (Ctrl-Z)
 };
 
 // One of the shim's open fds, as the remote command should have it.
@@ -110,7 +111,15 @@ struct Exit {
   bool operator==(const Exit&) const = default;
 };
 
-using Message = std::variant<Request, Input, InputEof, Signal, Resize, Output, Exit>;
+// payload: str signal ("TSTP", "TTIN", "TTOU", "STOP"). The command on the
+// shim's remote terminal stopped as a job; the shim stops itself the same
+// way (its shell sees a stopped job) and sends Signal "CONT" when continued.
+struct Stopped {
+  std::string signal;
+  bool operator==(const Stopped&) const = default;
+};
+
+using Message = std::variant<Request, Input, InputEof, Signal, Resize, Output, Exit, Stopped>;
 
 Type TypeOf(const Message& m);
 const char* TypeName(Type t);

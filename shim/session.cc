@@ -74,6 +74,7 @@ class Session {
   void Forward(int signo);
   void SendResize();
   void ResumeTerminal();
+  void StopWithRemote();
   void Send(const wire::Message& m);
   void SendFailed(const Error& e);
 
@@ -98,6 +99,7 @@ class Session {
   UniqueFd tty_;  // /dev/tty, when that is the keyboard
   bool reading_stdin_ = false;
   bool stdin_eof_ = false;
+  bool tstp_ignored_ = false;  // SIGTSTP was ignored when the shim started
   std::string send_error_;  // the first failed send: the broker is gone
 };
 
@@ -164,7 +166,10 @@ void Session::InstallSignalHandlers() {
     if (::sigaction(signo, &sa, &old) != 0) continue;
     // Ignored when we started (nohup, `cmd &` in a script): a local command
     // would ignore it too, so leave it ignored and never forward it.
-    if (old.sa_handler == SIG_IGN) ::sigaction(signo, &old, nullptr);
+    if (old.sa_handler == SIG_IGN) {
+      ::sigaction(signo, &old, nullptr);
+      if (signo == SIGTSTP) tstp_ignored_ = true;
+    }
   }
   // Our own writes (Output, the exit message) report EPIPE instead of
   // killing the shim with a status the remote command never had.
@@ -232,6 +237,7 @@ void Session::ReadSocket() {
 void Session::Handle(wire::Message& m) {
   if (auto* out = std::get_if<wire::Output>(&m)) return WriteOutput(*out);
   if (auto* exit = std::get_if<wire::Exit>(&m)) Finish(*exit);
+  if (std::get_if<wire::Stopped>(&m) != nullptr) return StopWithRemote();
   Lost(std::string("unexpected ") + wire::TypeName(wire::TypeOf(m)) + " frame from the broker");
 }
 
@@ -281,7 +287,10 @@ void Session::Forward(int signo) {
   // The remote pty raises SIGWINCH itself when it learns the new size.
   if (signo == SIGWINCH && fds_.first_terminal >= 0) return SendResize();
   Send(wire::Signal{SignalName(signo)});
-  if (signo == SIGTSTP) {
+  // A command on a remote terminal is a job there: it stops (or, like a
+  // local program catching TSTP, decides not to), and its Stopped frame
+  // stops the shim. Without a terminal the shim stops at once.
+  if (signo == SIGTSTP && fds_.first_terminal < 0) {
     // Stop as a local command would, with the terminal back in the shell's
     // mode; the remote process group has been told to stop as well.
     raw_.Restore();
@@ -291,6 +300,27 @@ void Session::Forward(int signo) {
   } else if (signo == SIGCONT) {
     ResumeTerminal();
   }
+}
+
+// The remote command stopped as a job (Ctrl-Z typed into its terminal):
+// stop the way a local job would, so the shell shows it stopped, with the
+// terminal in the shell's mode; when continued, continue the command too.
+// In an orphaned process group the kernel discards SIGTSTP and the shim
+// carries on at once, so does the command.
+void Session::StopWithRemote() {
+  raw_.Restore();
+  if (!tstp_ignored_) {
+    struct sigaction dfl {};
+    dfl.sa_handler = SIG_DFL;
+    sigemptyset(&dfl.sa_mask);
+    struct sigaction ours {};
+    ::sigaction(SIGTSTP, &dfl, &ours);
+    ::raise(SIGTSTP);
+    ::sigaction(SIGTSTP, &ours, nullptr);
+  }
+  ResumeTerminal();
+  Send(wire::Signal{"CONT"});
+  if (fds_.first_terminal >= 0) SendResize();
 }
 
 void Session::ResumeTerminal() {

@@ -156,6 +156,8 @@ void AgentClient::OnMessage(proto::Message&& m) {
     log.exit = *e;
   } else if (auto* err = std::get_if<proto::ErrorMsg>(&m)) {
     log.errors.push_back(*err);
+  } else if (auto* st = std::get_if<proto::Stopped>(&m)) {
+    log.stops.push_back(*st);
   }
 }
 

@@ -25,6 +25,7 @@ struct ChannelLog {
   std::set<uint32_t> eofs;
   std::optional<proto::Exit> exit;
   std::vector<proto::ErrorMsg> errors;
+  std::vector<proto::Stopped> stops;
 };
 
 // An Exec with stdio pipes 0 (to the child), 1 and 2 (from it) and a small

@@ -353,6 +353,62 @@ TEST_CASE("pty mode gives a terminal with the requested size", "[agent]") {
   CHECK(cat.exit->code == 0);
 }
 
+proto::Exec PtyExec(uint32_t ch, std::vector<std::string> argv) {
+  proto::Exec e = MakeExec(ch, std::move(argv));
+  e.fds = {
+      {0, FdSpec::kToChild, true}, {1, FdSpec::kFromChild, true}, {2, FdSpec::kFromChild, true}};
+  e.pty = proto::PtySpec{"xterm-test", 24, 80};
+  return e;
+}
+
+TEST_CASE("a pty command stopped as a job is reported and CONT continues it", "[agent]") {
+  AgentClient a;
+  StartAgent(a);
+  // Ctrl-Z typed on its terminal: the kernel stops the foreground group
+  // (with an orphaned group it would discard the stop).
+  a.Send(PtyExec(1, {"sh", "-c", "echo ready; read x; echo \"got $x\"; exit 3"}));
+  auto& log = a.channel(1);
+  REQUIRE(a.RunUntil([&] { return log.out[1].find("ready") != std::string::npos; }));
+  a.Write(1, 0, "\x1a", false);  // ^Z, the terminal's VSUSP
+  REQUIRE(a.RunUntil([&] { return !log.stops.empty(); }));
+  CHECK(log.stops[0].signal == "TSTP");
+  CHECK_FALSE(log.exit.has_value());
+  a.Send(proto::Signal{1, "CONT"});
+  a.Write(1, 0, "on\n", false);
+  REQUIRE(a.RunUntil([&] { return log.exit.has_value(); }));
+  INFO("output: " << log.out[1]);
+  CHECK(log.out[1].find("got on") != std::string::npos);
+  // The command's own status, not its job leader's.
+  CHECK(log.exit->code == 3);
+  CHECK(log.stops.size() == 1);
+
+  // A stop signal sent to it, and a death by signal, go the same way.
+  a.Send(PtyExec(2, {"sh", "-c", "kill -STOP $$; echo woke; kill -SEGV $$"}));
+  auto& second = a.channel(2);
+  REQUIRE(a.RunUntil([&] { return !second.stops.empty(); }));
+  CHECK(second.stops[0].signal == "STOP");
+  a.Send(proto::Signal{2, "CONT"});
+  REQUIRE(a.RunUntil([&] { return second.exit.has_value(); }));
+  CHECK(second.out[1].find("woke") != std::string::npos);
+  REQUIRE(second.exit->signal.has_value());
+  CHECK(*second.exit->signal == "SEGV");
+}
+
+TEST_CASE("signals to a pty command reach its group and Started names the command", "[agent]") {
+  AgentClient a;
+  StartAgent(a);
+  a.Send(PtyExec(1, {"sh", "-c", "echo $$; exec sleep 100"}));
+  auto& log = a.channel(1);
+  REQUIRE(a.RunUntil([&] { return log.started.has_value() && log.out[1].find('\n') != std::string::npos; }));
+  // Started carries the command's pid (not the job leader's): the shell's $$.
+  CHECK(std::to_string(log.started->pid) + "\r\n" == log.out[1]);
+  a.Send(proto::Signal{1, "TERM"});
+  REQUIRE(a.RunUntil([&] { return log.exit.has_value(); }));
+  REQUIRE(log.exit->signal.has_value());
+  CHECK(*log.exit->signal == "TERM");
+  CHECK(PidGoneWhileRunning(a, static_cast<pid_t>(log.started->pid)));
+}
+
 TEST_CASE("with stdin a pipe, keys sent on the pty's output fd reach /dev/tty", "[agent]") {
   // `producer | less`: stdin is a pipe, stdout the terminal, and the pager
   // reads its keys from /dev/tty.

@@ -85,6 +85,7 @@ std::vector<Message> SampleMessages() {
   for (const FsOpRequest& r : SampleFsRequests()) out.push_back(MakeFsRequest(id++, r));
   for (const FsOpReply& r : SampleFsReplies()) out.push_back(MakeFsReply(id++, r));
   out.push_back(MakeFsError(id++, 39));
+  out.push_back(Stopped{7, "TSTP"});
   return out;
 }
 

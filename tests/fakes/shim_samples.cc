@@ -31,7 +31,8 @@ std::vector<proto::shim::Message> ShimSampleMessages() {
           Output{1, std::string(1000, 'o')},
           Output{2, ""},
           Exit{42, std::nullopt, false, "mproxy: grep: command not found on build-box"},
-          by_signal};
+          by_signal,
+          Stopped{"TSTP"}};
 }
 
 }  // namespace mproxy::testing

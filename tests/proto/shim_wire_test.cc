@@ -122,7 +122,7 @@ TEST_CASE("a truncated frame only makes the decoder wait for more bytes", "[prot
 }
 
 TEST_CASE("an unknown message type is an error naming it", "[proto]") {
-  for (int t : {0, 6, 15, 18, 255}) {
+  for (int t : {0, 6, 15, 19, 255}) {
     REQUIRE(ErrorOf(std::string(1, static_cast<char>(t))) ==
             "shim frame: unknown message type " + std::to_string(t));
   }
@@ -153,6 +153,9 @@ TEST_CASE("bad enum and flag values are errors naming the field", "[proto]") {
           "shim Exit: code: 256 is not an exit status (0..255)");
   REQUIRE(ErrorOf(Body(Exit{0, std::string(), false, ""})) ==
           "shim Exit: signal: empty name with kind 1 (signal)");
+  // Stopped: a signal name, never empty.
+  REQUIRE(ErrorOf(std::string("\x12\0\0\0\0", 5)) == "shim Stopped: signal: empty name");
+  REQUIRE(ErrorOf(std::string("\x12\0\0", 3)) == "shim Stopped: signal: needs 4 bytes, 2 left");
   std::string code_with_name = std::string("\x11\x00", 2) + U32(0) + Str("TERM") + '\0' + Str("");
   REQUIRE(ErrorOf(code_with_name) == "shim Exit: signal: a name with kind 0 (code)");
 }
@@ -258,7 +261,7 @@ TEST_CASE("type names cover every message", "[proto]") {
   for (const Message& m : Samples()) names.push_back(TypeName(TypeOf(m)));
   REQUIRE(names == std::vector<std::string>{"Request", "Request", "Input", "Input", "InputEof",
                                             "Signal", "Resize", "Output", "Output", "Exit",
-                                            "Exit"});
+                                            "Exit", "Stopped"});
   REQUIRE(std::string(TypeName(static_cast<Type>(99))) == "unknown");
 }
 

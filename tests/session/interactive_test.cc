@@ -163,5 +163,59 @@ void CtrlCAndWindowSize(As as) {
 SESSION_TEST_CASE("Ctrl-C in an interactive session ends the remote command and resizes follow",
                   CtrlCAndWindowSize)
 
+// The state letter of /proc/PID/stat ('T' stopped, 'S' sleeping), or '?'.
+char ProcessState(pid_t pid) {
+  std::string stat = e2e::ReadFile("/proc/" + std::to_string(pid) + "/stat");
+  size_t paren = stat.rfind(')');
+  return paren == std::string::npos || paren + 2 >= stat.size() ? '?' : stat[paren + 2];
+}
+
+void CtrlZ(As as) {
+  SessionFixture s(as);
+  INFO(s.Diagnostics());
+  auto pane = StartShell(s);
+
+  // A remote command on the remote pty, waiting for a line.
+  const std::string tag = e2e::UniqueSleep(1);
+  const std::string script = "echo ready-" + tag + "; read x; echo \"got [$x]\"";
+  Command(*pane, "sh -c '" + script + "'");
+  CHECK_SCREEN(*pane, pane->WaitForLine("ready-" + tag, kWait));
+  const std::string pattern = "^sh -c echo ready-" + tag;
+  REQUIRE(s.WaitForRemote(pattern, seconds(60)));
+  std::vector<pid_t> remote = s.RemotePids(pattern);
+  REQUIRE(remote.size() == 1);
+
+  // Ctrl-Z: the remote command stops as a job, and so does its shim here, so
+  // bash reports a stopped job and gives the prompt back.
+  pane->Press("C-z");
+  CHECK_SCREEN(*pane, pane->WaitFor(
+                          [](const std::string& screen) {
+                            return screen.find("Stopped") != std::string::npos &&
+                                   AtPrompt(screen);
+                          },
+                          kWait));
+  CHECK(ProcessState(remote[0]) == 'T');
+  Command(*pane, "jobs");
+  CHECK_SCREEN(*pane, pane->WaitFor(
+                          [](const std::string& screen) {
+                            return e2e::CountOf(screen, "Stopped") >= 2 && AtPrompt(screen);
+                          },
+                          kWait));
+
+  // fg: both go on, and the terminal is the remote command's again.
+  Command(*pane, "fg");
+  const auto deadline = std::chrono::steady_clock::now() + kWait;
+  while (ProcessState(remote[0]) == 'T' && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  CHECK(ProcessState(remote[0]) != 'T');
+  pane->Line("after fg");
+  CHECK_SCREEN(*pane, pane->WaitForLine("got [after fg]", kWait));
+  Command(*pane, "echo \"st=$?\"");
+  CHECK_SCREEN(*pane, pane->WaitForLine("st=0", kWait));
+  CheckEchoOk(*pane);
+}
+SESSION_TEST_CASE("Ctrl-Z stops a remote terminal command as a job and fg continues it", CtrlZ)
+
 }  // namespace
 }  // namespace mproxy::session_test

@@ -137,6 +137,35 @@ pid_t StartShim(const ShimLaunch& launch) {
       if (::isatty(fd)) tty = fd;
     }
     if (tty < 0 || ::ioctl(tty, TIOCSCTTY, 0) != 0) _exit(123);
+    if (launch.job_shell) {
+      pid_t shim = ::fork();
+      if (shim < 0) _exit(126);
+      if (shim == 0) {
+        // In the foreground before exec, so the shim finds itself there.
+        ::setpgid(0, 0);
+        ::signal(SIGTTOU, SIG_IGN);
+        if (::tcsetpgrp(tty, ::getpid()) != 0) _exit(127);
+        ::signal(SIGTTOU, SIG_DFL);
+      } else {
+        ::setpgid(shim, shim);
+        for (;;) {
+          int status = 0;
+          if (::waitpid(shim, &status, WUNTRACED) < 0) {
+            if (errno == EINTR) continue;
+            _exit(128);
+          }
+          if (WIFSTOPPED(status)) {
+            ::raise(SIGSTOP);
+            ::kill(shim, SIGCONT);
+            continue;
+          }
+          if (WIFEXITED(status)) _exit(WEXITSTATUS(status));
+          ::signal(WTERMSIG(status), SIG_DFL);
+          ::raise(WTERMSIG(status));
+          _exit(129);
+        }
+      }
+    }
   }
   if (!launch.cwd.empty() && ::chdir(launch.cwd.c_str()) != 0) _exit(124);
   ::execve(launch.program.c_str(), argv.data(), env.data());

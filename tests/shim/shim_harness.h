@@ -58,6 +58,12 @@ struct ShimLaunch {
   // The child's fds: child fd -> the test's fd. Every other fd is closed.
   std::map<int, int> fds;
   bool controlling_terminal = false;  // setsid() and make fd 0 the ctty
+  // With controlling_terminal: the child is a tiny job-control shell that
+  // forks the shim into its own process group in the terminal's foreground
+  // (so the shim's group is not orphaned and SIGTSTP can stop it), stops
+  // itself (SIGSTOP) whenever the shim stops and continues it when
+  // continued, and ends as the shim did.
+  bool job_shell = false;
   std::vector<int> ignored_signals;   // SIG_IGN in the child, as nohup does
 };
 

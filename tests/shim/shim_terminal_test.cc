@@ -13,6 +13,7 @@
 #include <cstring>
 
 #include "common/io.h"
+#include "common/unix_socket.h"
 #include "tests/shim/shim_harness.h"
 #include "tests/support/sshd_fixture.h"
 
@@ -46,12 +47,13 @@ struct TerminalSession {
   UniqueFd master;
   UniqueFd slave;
   termios before{};
-  pid_t pid = -1;
+  pid_t pid = -1;       // what the test started: the shim, or its job shell
+  pid_t shim_pid = -1;  // the shim itself (the broker socket's peer)
   ShimConnection conn;
 
   // `stdin_fd`/`stdout_fd`: something else than the pty for 0 or 1 (-1: the
   // pty).
-  explicit TerminalSession(int stdin_fd = -1, int stdout_fd = -1) {
+  explicit TerminalSession(int stdin_fd = -1, int stdout_fd = -1, bool job_shell = false) {
     int m = -1;
     int s = -1;
     winsize ws{};
@@ -71,8 +73,12 @@ struct TerminalSession {
     l.env = {"MPROXY_SOCK=" + broker.socket_path(), "TERM=xterm-test"};
     l.fds = {{0, stdin_fd >= 0 ? stdin_fd : s}, {1, stdout_fd >= 0 ? stdout_fd : s}, {2, s}};
     l.controlling_terminal = true;
+    l.job_shell = job_shell;
     pid = StartShim(l);
     conn = broker.Accept();
+    auto peer = GetPeerCredentials(conn.sock.get());
+    REQUIRE(peer.ok());
+    shim_pid = peer->pid;
   }
 
   // The next message of type T, skipping others; fails after the timeout.
@@ -198,10 +204,11 @@ TEST_CASE("the terminal is restored when the session is lost, before the line is
   CHECK(ReadUntil(t.master.get(), "\n") == "mproxy: grep: lost the mproxy session\r\n");
 }
 
-TEST_CASE("SIGTSTP restores the terminal while stopped and raw mode comes back after", "[shim]") {
-  TerminalSession t;
-  REQUIRE(::kill(t.pid, SIGTSTP) == 0);
-  CHECK(t.NextOf<wire::Signal>() == wire::Signal{"TSTP"});
+// Ctrl-Z typed into a remote terminal program stops it as a job there; the
+// broker passes the agent's Stopped on, and the shim stops like a local job.
+// The job shell stops (SIGSTOP) when the shim does, so the test sees it.
+void StopsWithTheRemoteCommand(TerminalSession& t) {
+  t.conn.Send(wire::Stopped{"TSTP"});
   int status = WaitShim(t.pid, /*stopped=*/true);
   REQUIRE(WIFSTOPPED(status));
   CHECK(SameSettings(Settings(t.slave.get()), t.before));
@@ -221,9 +228,44 @@ TEST_CASE("SIGTSTP restores the terminal while stopped and raw mode comes back a
     }
   }
   CHECK(IsRaw(Settings(t.slave.get())));
+}
+
+TEST_CASE("Stopped from the broker stops the shim with the terminal restored until continued",
+          "[shim]") {
+  TerminalSession t(-1, -1, /*job_shell=*/true);
+  StopsWithTheRemoteCommand(t);
+  // And a second time, the same way.
+  StopsWithTheRemoteCommand(t);
   t.conn.Send(wire::Exit{});
   CHECK(ExitCode(WaitShim(t.pid)) == 0);
   CHECK(SameSettings(Settings(t.slave.get()), t.before));
+}
+
+TEST_CASE("SIGTSTP to a shim on a terminal goes to the remote job which decides to stop",
+          "[shim]") {
+  TerminalSession t(-1, -1, /*job_shell=*/true);
+  REQUIRE(::kill(t.shim_pid, SIGTSTP) == 0);
+  CHECK(t.NextOf<wire::Signal>() == wire::Signal{"TSTP"});
+  // Not stopped yet: it still writes Output (a remote program that catches
+  // TSTP may go on running, as a local one would).
+  t.conn.Send(wire::Output{1, "still here"});
+  CHECK(ReadUntil(t.master.get(), "here") == "still here");
+  CHECK(IsRaw(Settings(t.slave.get())));
+  // The remote job stopped: now the shim does.
+  StopsWithTheRemoteCommand(t);
+  t.conn.Send(wire::Exit{});
+  CHECK(ExitCode(WaitShim(t.pid)) == 0);
+  CHECK(SameSettings(Settings(t.slave.get()), t.before));
+}
+
+TEST_CASE("without job control (an orphaned group) Stopped leaves the shim running", "[shim]") {
+  TerminalSession t;  // a session leader whose parent is elsewhere: orphaned
+  t.conn.Send(wire::Stopped{"TSTP"});
+  // The kernel discards SIGTSTP here, so the remote command is continued.
+  CHECK(t.NextOf<wire::Signal>() == wire::Signal{"CONT"});
+  CHECK(IsRaw(Settings(t.slave.get())));
+  t.conn.Send(wire::Exit{});
+  CHECK(ExitCode(WaitShim(t.pid)) == 0);
 }
 
 TEST_CASE("a terminal that hangs up ends stdin and forwards SIGHUP", "[shim]") {
