@@ -310,15 +310,21 @@ TEST_CASE("inherit_env starts from the agent's env and applies the Exec entries"
   CHECK(log.out[1] == "kept unset new value\n");
 }
 
+// An Exec whose 0, 1 and 2 are one pty of `rows` x `cols`.
+proto::Exec PtyExec(uint32_t ch, std::vector<std::string> argv, uint32_t rows = 24,
+                    uint32_t cols = 80) {
+  proto::Exec e = MakeExec(ch, std::move(argv));
+  e.fds = {
+      {0, FdSpec::kToChild, true}, {1, FdSpec::kFromChild, true}, {2, FdSpec::kFromChild, true}};
+  e.pty = proto::PtySpec{"xterm-test", rows, cols};
+  return e;
+}
+
 TEST_CASE("pty mode gives a terminal with the requested size", "[agent]") {
   AgentClient a;
   StartAgent(a);
   auto pty_exec = [](uint32_t ch, std::vector<std::string> argv) {
-    proto::Exec e = MakeExec(ch, std::move(argv));
-    e.fds = {
-        {0, FdSpec::kToChild, true}, {1, FdSpec::kFromChild, true}, {2, FdSpec::kFromChild, true}};
-    e.pty = proto::PtySpec{"xterm-test", 33, 101};
-    return e;
+    return PtyExec(ch, std::move(argv), 33, 101);
   };
   auto& tty = a.Run(pty_exec(1, {"tty"}), "", false);
   REQUIRE(tty.exit);
@@ -351,14 +357,6 @@ TEST_CASE("pty mode gives a terminal with the requested size", "[agent]") {
   INFO("signal " << cat.exit->signal.value_or("-") << " out " << cat.out[1] << " log "
                  << a.agent_stderr);
   CHECK(cat.exit->code == 0);
-}
-
-proto::Exec PtyExec(uint32_t ch, std::vector<std::string> argv) {
-  proto::Exec e = MakeExec(ch, std::move(argv));
-  e.fds = {
-      {0, FdSpec::kToChild, true}, {1, FdSpec::kFromChild, true}, {2, FdSpec::kFromChild, true}};
-  e.pty = proto::PtySpec{"xterm-test", 24, 80};
-  return e;
 }
 
 TEST_CASE("a pty command stopped as a job is reported and CONT continues it", "[agent]") {
