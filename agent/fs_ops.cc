@@ -6,10 +6,12 @@
 #include <stdio.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/syscall.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <limits>
@@ -60,6 +62,27 @@ FsAttr AttrFromStat(const struct stat& st) {
 bool NoNames(ssize_t n) { return n == 0 || (n < 0 && (errno == ENOTSUP || errno == EOPNOTSUPP)); }
 bool NoXattrs(const char* path) { return NoNames(llistxattr(path, nullptr, 0)); }
 bool NoXattrsFd(int fd) { return NoNames(flistxattr(fd, nullptr, 0)); }
+
+// listxattrat(2) (Linux 6.13): the names of `name` in directory `dir_fd`,
+// not following a symlink. Where the kernel lacks it (ENOSYS) or a seccomp
+// filter refuses it (EPERM), nullopt, and from then on without trying.
+std::optional<ssize_t> ListXattrAt(int dir_fd, const char* name) {
+#ifdef __x86_64__
+  constexpr long kListXattrAt = 465;
+  static std::atomic<bool> missing{false};
+  if (missing.load(std::memory_order_relaxed)) return std::nullopt;
+  long n = syscall(kListXattrAt, dir_fd, name, AT_SYMLINK_NOFOLLOW, nullptr, 0);
+  if (n < 0 && (errno == ENOSYS || errno == EPERM)) {
+    missing.store(true, std::memory_order_relaxed);
+    return std::nullopt;
+  }
+  return static_cast<ssize_t>(n);
+#else
+  (void)dir_fd;
+  (void)name;
+  return std::nullopt;
+#endif
+}
 
 Result<FsAttr> Lstat(const std::string& path) {
   struct stat st {};
@@ -182,7 +205,13 @@ Result<proto::FsReaddirReply> ReadEntries(DIR* dir, uint32_t max_bytes) {
     struct stat st {};
     if (fstatat(dirfd(dir), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
       entry.attr = AttrFromStat(st);
-      entry.attr->no_xattrs = NoXattrs((proc_dir + e->d_name).c_str());
+      // listxattrat where there is one: a walk through /proc per entry
+      // was a third of the agent's time listing a directory.
+      if (auto n = ListXattrAt(dirfd(dir), e->d_name)) {
+        entry.attr->no_xattrs = NoNames(*n);
+      } else {
+        entry.attr->no_xattrs = NoXattrs((proc_dir + e->d_name).c_str());
+      }
       entry.ino = st.st_ino;
       entry.type = st.st_mode & S_IFMT;
     }

@@ -14,6 +14,7 @@
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <map>
 #include <random>
@@ -634,6 +635,25 @@ FS_TEST("a 1000-entry directory lists completely over several READDIR pages") {
   CHECK(names == std::set<std::string>{".", "..", "one"});
   CHECK(Errno(FsListdirRequest{Path("missing"), 0}) == ENOENT);
   CHECK(Errno(FsListdirRequest{Path("small/one"), 0}) == ENOTDIR);
+}
+
+FS_TEST("listed entries say whether they have xattrs, a symlink for itself") {
+  WriteLocal(Path("with"), "w");
+  WriteLocal(Path("without"), "o");
+  REQUIRE(symlink("with", Path("link").c_str()) == 0);
+  if (setxattr(Path("with").c_str(), "user.mproxy", "v", 1, 0) != 0) {
+    WARN("SKIPPED: " << dir << " has no user xattrs: " << std::strerror(errno));
+    return;
+  }
+  FsReaddirReply listed = Ok(FsListdirRequest{dir, 0});
+  std::map<std::string, bool> none;
+  for (const FsDirEntry& e : listed.entries) {
+    REQUIRE(e.attr.has_value());
+    none[e.name] = e.attr->no_xattrs;
+  }
+  CHECK(none.at("with") == false);
+  CHECK(none.at("without") == true);
+  CHECK(none.at("link") == true);  // the symlink's own, not its target's
 }
 
 FS_TEST("an empty directory reads as . and .. with eof") {
