@@ -3,6 +3,7 @@
 // sees.
 #include <fcntl.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -219,6 +220,56 @@ TEST_CASE("the exit message is printed on stderr as one line", "[shim]") {
   c.fds.clear();
   CHECK(ReadAll(s.err.first.get()) == "mproxy: grep: command not found on build-box\n");
   CHECK(ReadAll(s.out.first.get()).empty());
+}
+
+// Lets execve carry up to a quarter of `bytes` of arguments (Linux: a quarter
+// of the stack limit, and never more than 6 MiB, which is why the shim's
+// frame limit of 8 MiB cannot be reached through exec), for this process and
+// its children, until destroyed.
+class StackLimit {
+ public:
+  explicit StackLimit(rlim_t bytes) {
+    REQUIRE(::getrlimit(RLIMIT_STACK, &saved_) == 0);
+    rlimit raised = saved_;
+    if (raised.rlim_cur != RLIM_INFINITY && raised.rlim_cur < bytes) raised.rlim_cur = bytes;
+    if (raised.rlim_max != RLIM_INFINITY && raised.rlim_max < raised.rlim_cur) {
+      raised.rlim_cur = raised.rlim_max;
+    }
+    REQUIRE(::setrlimit(RLIMIT_STACK, &raised) == 0);
+  }
+  ~StackLimit() { ::setrlimit(RLIMIT_STACK, &saved_); }
+  StackLimit(const StackLimit&) = delete;
+  StackLimit& operator=(const StackLimit&) = delete;
+
+ private:
+  rlimit saved_{};
+};
+
+// `n` environment entries of about 100 KiB each (below the kernel's 128 KiB
+// per string).
+std::vector<std::string> BigEnv(size_t n) {
+  std::vector<std::string> env;
+  for (size_t i = 0; i < n; ++i) {
+    env.push_back("BIG" + std::to_string(i) + "=" +
+                  std::string(100000, static_cast<char>('a' + i % 26)));
+  }
+  return env;
+}
+
+TEST_CASE("a request near the kernel's limit for exec arrives whole", "[shim]") {
+  StackLimit limit(64u << 20);
+  Session s;
+  std::vector<std::string> args = {"grep"};
+  for (int i = 0; i < 5; ++i) args.push_back(std::string(100000, static_cast<char>('0' + i)));
+  ShimLaunch l = s.Launch(args);
+  l.env = BigEnv(55);  // 5.5 MB, with argv 6 MB: near all that execve takes
+  l.env.push_back("MPROXY_SOCK=" + s.broker.socket_path());
+  pid_t pid = s.Start(l);
+  ShimConnection c = s.broker.Accept();
+  CHECK(c.request.argv == l.argv);
+  CHECK(c.request.env == l.env);
+  c.Send(wire::Exit{3, std::nullopt, false, ""});
+  CHECK(ExitCode(WaitShim(pid)) == 3);
 }
 
 TEST_CASE("outside a session the shim says so and exits 255", "[shim]") {
