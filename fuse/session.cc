@@ -5,7 +5,9 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <linux/fuse.h>
 #include <sys/eventfd.h>
+#include <sys/uio.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -26,6 +28,31 @@ extern char** environ;
 
 namespace mproxy::fuse {
 namespace {
+
+// The INIT request this thread is processing (its id, 0 when none) and the
+// flags its reply must add. libfuse answers INIT from inside
+// fuse_session_process_buf on the thread that read it, so a thread-local
+// carries them from NoteInit() to WriteReply().
+thread_local uint64_t t_init_unique = 0;
+thread_local uint32_t t_init_add_flags = 0;
+
+// Every reply and notification the session writes (fuse_session_custom_io):
+// writev, with the flags of the INIT reply completed first.
+ssize_t WriteReply(int fd, struct iovec* iov, int count, void* /*userdata*/) {
+  if (t_init_unique != 0 && count >= 2 && iov[0].iov_len == sizeof(fuse_out_header) &&
+      iov[1].iov_len >= offsetof(fuse_init_out, flags) + sizeof(uint32_t)) {
+    auto* header = static_cast<fuse_out_header*>(iov[0].iov_base);
+    if (header->unique == t_init_unique && header->error == 0) {
+      static_cast<fuse_init_out*>(iov[1].iov_base)->flags |= t_init_add_flags;
+    }
+  }
+  return writev(fd, iov, count);
+}
+
+ssize_t ReadRequest(int fd, void* buf, size_t len, void* /*userdata*/) {
+  return read(fd, buf, len);
+}
+
 
 constexpr const char kWithoutFuse[] =
     "without FUSE mproxy cannot provide the path-stub directory or workspace "
@@ -211,6 +238,15 @@ Result<std::unique_ptr<FuseSession>> FuseSession::Start(
                  err);
   }
 
+  // Replies go through WriteReply (see SessionOptions::handle_killpriv);
+  // the fd stays the one fuse_session_mount opened.
+  static const fuse_custom_io kIo = {&WriteReply, &ReadRequest, nullptr, nullptr};
+  if (int rc = fuse_session_custom_io(session->se_, &kIo, fuse_session_fd(session->se_));
+      rc != 0) {
+    session->Stop();
+    return Error("fuse " + mnt + ": fuse_session_custom_io: " + strerror(-rc), -rc);
+  }
+
   // Workers poll; a blocking read could not notice Stop().
   int fd = fuse_session_fd(session->se_);
   int flags = fcntl(fd, F_GETFL);
@@ -263,9 +299,26 @@ void FuseSession::WorkerMain() {
                   strerror(-res));
       break;
     }
+    NoteInit(buf);
     fuse_session_process_buf(se_, &buf);
+    t_init_unique = 0;
   }
   free(buf.mem);
+}
+
+void FuseSession::NoteInit(const fuse_buf& buf) const {
+  if ((buf.flags & FUSE_BUF_IS_FD) != 0 ||
+      buf.size < sizeof(fuse_in_header) + sizeof(fuse_init_in)) {
+    return;
+  }
+  const auto* in = static_cast<const fuse_in_header*>(buf.mem);
+  if (in->opcode != FUSE_INIT) return;
+  const auto* init = reinterpret_cast<const fuse_init_in*>(in + 1);
+  t_init_add_flags = 0;
+  if (options_.handle_killpriv && (init->flags & FUSE_HANDLE_KILLPRIV) != 0) {
+    t_init_add_flags |= FUSE_HANDLE_KILLPRIV;
+  }
+  t_init_unique = in->unique;
 }
 
 void FuseSession::NotifierMain() {

@@ -45,6 +45,12 @@ struct SessionOptions {
   // Worker threads serving requests (a callback that blocks, such as a
   // refresh, ties up one of them).
   unsigned threads = 4;
+  // Tell the kernel that the filesystem clears set-id bits itself on write,
+  // truncate and chown (FUSE_HANDLE_KILLPRIV), where the kernel offers it.
+  // Without it the kernel asks GETATTR before every chown. libfuse 3.14
+  // leaves the flag out of its INIT reply even when the filesystem wants it
+  // (libfuse issue 884), so the session adds it to that reply itself.
+  bool handle_killpriv = false;
   // Where warnings go; null means spdlog's default logger.
   std::shared_ptr<spdlog::logger> logger;
 };
@@ -121,6 +127,9 @@ class FuseSession {
 
   explicit FuseSession(SessionOptions options);
   void WorkerMain();
+  // Before `buf` is processed: when it is the INIT request, what its reply
+  // must add (handed to the reply writer in session.cc, thread-locally).
+  void NoteInit(const fuse_buf& buf) const;
   void NotifierMain();
 
   const SessionOptions options_;

@@ -11,6 +11,7 @@
 #include <limits.h>
 
 #include <algorithm>
+#include <limits>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -515,6 +516,14 @@ void WorkspaceFs::SetAttr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int
     r.mtime = attr->st_mtim.tv_sec;
     r.mtime_nsec = static_cast<uint32_t>(attr->st_mtim.tv_nsec);
   }
+  // Nothing to set: with FUSE_HANDLE_KILLPRIV that is what chown(f, -1, -1)
+  // becomes, and what a write or truncate by a caller without CAP_FSETID
+  // sends to drop the set-id bits. chown(-1, -1) on the remote side does
+  // exactly that there (4294967295 is -1 to chown).
+  constexpr int kChanges = FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID |
+                           FUSE_SET_ATTR_SIZE | FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME |
+                           FUSE_SET_ATTR_ATIME_NOW | FUSE_SET_ATTR_MTIME_NOW;
+  if ((to_set & kChanges) == 0) r.uid = r.gid = std::numeric_limits<uint32_t>::max();
   bool content = (to_set & FUSE_SET_ATTR_SIZE) != 0;
   fs->Call(req, std::move(r), [fs, req, ino, content](proto::FsAttrReply a) {
     fs->NodeKnown(ino, a.attr);
@@ -1105,6 +1114,10 @@ Result<std::unique_ptr<Workspace>> Workspace::Mount(WorkspaceOptions options) {
   so.mount_options = {"nosuid", "nodev", "fsname=" + fsname,
                       "subtype=mproxy"};
   so.threads = o.threads;
+  // The remote kernel clears set-id bits itself when the agent writes,
+  // truncates or chowns (and SetAttr turns what the kernel then leaves to
+  // us into a remote chown(-1, -1)): no GETATTR before every chown.
+  so.handle_killpriv = true;
   so.logger = o.logger;
   auto session = FuseSession::Start(std::move(so), WorkspaceFs::Ops(), w->fs_.get());
   if (!session) return session.error().Wrap("workspace " + o.remote_root);

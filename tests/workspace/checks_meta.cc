@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <ctime>
+#include <functional>
 #include <string>
 
 #include "tests/workspace/conformance.h"
@@ -164,6 +165,41 @@ void ChownSelf(const Scratch&) {
   ExpectOk(::symlink("f", "l"), "symlink(f, l)");
   ExpectOk(::lchown("l", uid, gid), "lchown of a symlink to the own ids");
   ExpectEq(LstatOk("l").st_uid, uid, "st_uid of the symlink");
+}
+
+// chown clears the set-user-ID bit, and the set-group-ID bit of a group
+// executable, even when it changes nothing (chown(-1, -1)) and through an
+// fd. The mount leaves that to the remote kernel (FUSE_HANDLE_KILLPRIV).
+void ChownClearsSetId(const Scratch&) {
+  const uid_t uid = ::getuid();
+  const gid_t gid = ::getgid();
+  struct Case {
+    const char* what;
+    std::function<int()> chown;
+  };
+  const Case cases[] = {
+      {"chown(f, -1, -1)",
+       [] { return ::chown("f", static_cast<uid_t>(-1), static_cast<gid_t>(-1)); }},
+      {"chown to the own ids", [&] { return ::chown("f", uid, gid); }},
+      {"fchown(-1, -1)",
+       [] {
+         UniqueFd fd = OpenOk("f", O_RDONLY);
+         return ::fchown(fd.get(), static_cast<uid_t>(-1), static_cast<gid_t>(-1));
+       }},
+  };
+  for (const Case& c : cases) {
+    WriteFile("f", "x");
+    ExpectOk(::chmod("f", 06755), "chmod 6755");
+    ExpectMode(StatOk("f").st_mode, 06755, std::string("mode before ") + c.what);
+    ExpectOk(c.chown(), c.what);
+    ExpectMode(StatOk("f").st_mode, 0755, std::string("mode after ") + c.what);
+    ExpectOk(::unlink("f"), "unlink(f)");
+  }
+  // A directory keeps its set-group-ID bit (new entries inherit the group).
+  ExpectOk(::mkdir("d", 0755), "mkdir(d)");
+  ExpectOk(::chmod("d", 02755), "chmod 2755 on a directory");
+  ExpectOk(::chown("d", static_cast<uid_t>(-1), static_cast<gid_t>(-1)), "chown(d, -1, -1)");
+  ExpectMode(StatOk("d").st_mode, 02755, "directory mode after chown(-1, -1)");
 }
 
 void StatMissing(const Scratch&) {
@@ -378,6 +414,7 @@ std::vector<Check> MetaChecks() {
       {"meta.write_changes_mtime_size", WriteChangesMtimeAndSize},
       {"meta.file_types", FileTypes},
       {"meta.chown_self", ChownSelf},
+      {"meta.chown_clears_setid", ChownClearsSetId},
       {"meta.stat_missing_enoent", StatMissing},
       {"meta.fstat_matches_stat", FstatMatchesStat},
       {"meta.access", Access},
