@@ -73,7 +73,6 @@ std::string QuoteKey(std::string_view key) {
   return out + "\"";
 }
 
-
 std::string StripTrailingSlashes(std::string path) {
   while (path.size() > 1 && path.back() == '/') path.pop_back();
   return path;

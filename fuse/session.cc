@@ -53,7 +53,6 @@ ssize_t ReadRequest(int fd, void* buf, size_t len, void* /*userdata*/) {
   return read(fd, buf, len);
 }
 
-
 constexpr const char kWithoutFuse[] =
     "without FUSE mproxy cannot provide the path-stub directory or workspace "
     "mounts; everything else (the program itself, explicitly local commands) "

@@ -153,6 +153,15 @@ class WorkspaceFs {
   // they hold page locks, and an attribute invalidation of an inode being
   // evicted waits for the eviction, which waits for those page locks.
   void ReplyAfterInvalidations(bool holds_locks, std::function<void()> reply);
+  // The reply to a request that changed `ino`'s remote file while holding
+  // kernel inode locks (SETATTR, FALLOCATE, LINK, UNLINK, RENAME): sent at
+  // once when the file has no other names (or `ino` is 0), else once the
+  // invalidations OthersChanged() queued have reached the kernel.
+  template <typename Reply>
+  void ReplyWhenOthersKnow(fuse_ino_t ino, bool content, Reply reply) {
+    if (!OthersChanged(ino, content)) return reply();
+    ReplyAfterInvalidations(true, std::move(reply));
+  }
   void RelistAndServe(fuse_req_t req, fuse_ino_t ino, DirHandle* d, size_t size, bool plus);
   void FetchDir(fuse_req_t req, fuse_ino_t ino, DirHandle* d, uint64_t cookie, size_t size,
                 bool plus);
@@ -527,11 +536,10 @@ void WorkspaceFs::SetAttr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int
   bool content = (to_set & FUSE_SET_ATTR_SIZE) != 0;
   fs->Call(req, std::move(r), [fs, req, ino, content](proto::FsAttrReply a) {
     fs->NodeKnown(ino, a.attr);
-    if (!fs->OthersChanged(ino, content)) return fs->ReplyAttr(req, ino, a.attr);
     // truncate(2) has no close to wait for: the other names are right once
     // it returns.
-    fs->ReplyAfterInvalidations(true,
-                                [fs, req, ino, attr = a.attr] { fs->ReplyAttr(req, ino, attr); });
+    fs->ReplyWhenOthersKnow(ino, content,
+                            [fs, req, ino, attr = a.attr] { fs->ReplyAttr(req, ino, attr); });
   });
 }
 
@@ -585,10 +593,8 @@ void WorkspaceFs::Remove(fuse_req_t req, fuse_ino_t parent, const char* name) {
   if (!path) return (void)fuse_reply_err(req, ESTALE);
   Call(req, Req{std::move(*path)}, [this, req, parent, n = std::string(name)](proto::FsEmptyReply) {
     EntryGone(parent, n);
-    fuse_ino_t gone = nodes_.Unlinked(parent, n);
     // The file's other names have one link less.
-    if (gone == 0 || !OthersChanged(gone, false)) return (void)fuse_reply_err(req, 0);
-    ReplyAfterInvalidations(true, [req] { fuse_reply_err(req, 0); });
+    ReplyWhenOthersKnow(nodes_.Unlinked(parent, n), false, [req] { fuse_reply_err(req, 0); });
   });
 }
 
@@ -617,10 +623,7 @@ void WorkspaceFs::Rename(fuse_req_t req, fuse_ino_t parent, const char* name, fu
              fuse_ino_t replaced =
                  fs->nodes_.Renamed(parent, n, newparent, nn, (flags & RENAME_EXCHANGE) != 0);
              // The replaced file's other names have one link less.
-             if (replaced == 0 || !fs->OthersChanged(replaced, false)) {
-               return (void)fuse_reply_err(req, 0);
-             }
-             fs->ReplyAfterInvalidations(true, [req] { fuse_reply_err(req, 0); });
+             fs->ReplyWhenOthersKnow(replaced, false, [req] { fuse_reply_err(req, 0); });
            });
 }
 
@@ -635,10 +638,8 @@ void WorkspaceFs::Link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
              // The old name's link count changed too, and its other names'.
              fs->QueueAttrInvalidation(ino);
              fs->NodeChanged(ino);
-             bool others = fs->OthersChanged(ino, false);
              fs->EntryKnown(newparent, n, a.attr);
-             if (!others) return fs->ReplyEntry(req, newparent, n, a.attr);
-             fs->ReplyAfterInvalidations(true, [fs, req, newparent, n, attr = a.attr] {
+             fs->ReplyWhenOthersKnow(ino, false, [fs, req, newparent, n, attr = a.attr] {
                fs->ReplyEntry(req, newparent, n, attr);
              });
            });
@@ -1046,8 +1047,7 @@ void WorkspaceFs::Fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offs
                                      static_cast<uint64_t>(length)},
            [fs, req, ino](proto::FsEmptyReply) {
              fs->NodeChanged(ino);
-             if (!fs->OthersChanged(ino, true)) return (void)fuse_reply_err(req, 0);
-             fs->ReplyAfterInvalidations(true, [req] { fuse_reply_err(req, 0); });
+             fs->ReplyWhenOthersKnow(ino, true, [req] { fuse_reply_err(req, 0); });
            });
 }
 
