@@ -22,6 +22,7 @@
 
 #include "agent/job_watch.h"
 #include "agent/path_query.h"
+#include "common/io.h"
 
 extern char** environ;
 
@@ -366,6 +367,13 @@ class SignalBlock {
   sigset_t old_;
 };
 
+// waitpid(pid) to the end: a child that failed is never left a zombie.
+void ReapNow(pid_t pid) {
+  int status;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+}
+
 SpawnFailure FailureFromReport(const ChildReport& r, const std::string& program,
                                const std::string& cwd) {
   SpawnFailure f;
@@ -518,17 +526,8 @@ Result<ChildProcess> SpawnChild(const proto::Exec& exec, const std::string& fall
 
   // EOF without a report means execve succeeded (the pipe was close-on-exec).
   ChildReport report{};
-  size_t got = 0;
-  while (got < sizeof report) {
-    ssize_t n = read(error_read.get(), reinterpret_cast<char*>(&report) + got, sizeof report - got);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    got += static_cast<size_t>(n);
-  }
-  if (got == sizeof report) {
-    int status;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
+  if (ReadExact(error_read.get(), &report, sizeof report).ok()) {
+    ReapNow(pid);
     *failure = FailureFromReport(report, program, exec.cwd);
     return Error(failure->error);
   }
@@ -537,15 +536,10 @@ Result<ChildProcess> SpawnChild(const proto::Exec& exec, const std::string& fall
   if (wants_pty) {
     // The leader wrote the command's pid before the error pipe closed.
     JobEvent e{};
-    ssize_t n;
-    do {
-      n = read(job_read.get(), &e, sizeof e);
-    } while (n < 0 && errno == EINTR);
-    if (n != static_cast<ssize_t>(sizeof e) || e.kind != JobEvent::kGroup || e.value <= 0) {
+    if (!ReadExact(job_read.get(), &e, sizeof e).ok() || e.kind != JobEvent::kGroup ||
+        e.value <= 0) {
       kill(pid, SIGKILL);
-      int status;
-      while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-      }
+      ReapNow(pid);
       return fail(126, "the pty job leader did not report the command's pid");
     }
     child.group = e.value;

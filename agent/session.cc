@@ -430,7 +430,7 @@ void Session::OnChildExit(pid_t pid, int wait_status) {
   c->exited = true;
   if (c->job) c->job->Drain();  // the leader's last word: the command's status
   // Without it (the leader was killed) the leader's own status stands in.
-  c->wait_status = c->has_job_status ? c->job_status : wait_status;
+  c->wait_status = c->job_status.value_or(wait_status);
   MaybeFinishChannel(id);
 }
 
@@ -438,7 +438,6 @@ void Session::OnJobEvent(uint32_t id, const JobEvent& e) {
   Channel* c = FindChannel(id);
   if (c == nullptr) return;
   if (e.kind == JobEvent::kStatus) {
-    c->has_job_status = true;
     c->job_status = e.value;
   } else if (e.kind == JobEvent::kStopped) {
     std::string name = SignalName(e.value);

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -78,8 +79,7 @@ class Session : public proto::MuxDelegate, public FdPumpDelegate {
     // With a pty: the job leader's reports, and the command's wait status
     // from its last one (the leader's own status is not the command's).
     std::unique_ptr<JobWatch> job;
-    bool has_job_status = false;
-    int job_status = 0;
+    std::optional<int> job_status;
     bool exited = false;
     int wait_status = 0;
     std::vector<PumpPtr> pumps;
