@@ -375,10 +375,10 @@ Status Session::Spawn() {
   ctx_.launch_env = env;
   std::vector<std::string> argv = o_.program;
   std::string file = program_path_;
-  // Which fd bwrap's report goes to: the first that the program does not
-  // inherit, so every inherited fd keeps its number.
   UniqueFd info_write;
   if (use_bwrap) {
+    // Which fd bwrap's report goes to: the first that the program does not
+    // inherit, so every inherited fd keeps its number.
     int p[2];
     if (pipe2(p, O_CLOEXEC) == 0) {
       bwrap_info_.Reset(p[0]);
@@ -387,8 +387,6 @@ Status Session::Spawn() {
       spec.info_fd = 3;
       while (o_.inherited_fds.count(spec.info_fd)) ++spec.info_fd;
     }
-  }
-  if (use_bwrap) {
     argv = ns::BuildBwrapArgv(spec);
     file = spec.bwrap_path;
     // Ctrl-C and Ctrl-\ reach the whole foreground process group, bwrap's

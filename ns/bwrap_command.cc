@@ -108,10 +108,13 @@ std::optional<int> ParseBwrapChildPid(std::string_view info) {
   size_t at = info.find(kKey);
   if (at == std::string_view::npos) return std::nullopt;
   size_t i = at + kKey.size();
-  while (i < info.size() && (info[i] == ' ' || info[i] == '\t' || info[i] == '\n')) ++i;
+  auto skip_blanks = [&] {
+    while (i < info.size() && (info[i] == ' ' || info[i] == '\t' || info[i] == '\n')) ++i;
+  };
+  skip_blanks();
   if (i >= info.size() || info[i] != ':') return std::nullopt;
   ++i;
-  while (i < info.size() && (info[i] == ' ' || info[i] == '\t' || info[i] == '\n')) ++i;
+  skip_blanks();
   int64_t pid = 0;
   size_t digits = 0;
   for (; i < info.size() && info[i] >= '0' && info[i] <= '9' && digits < 10; ++i, ++digits) {
