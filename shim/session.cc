@@ -291,12 +291,9 @@ void Session::Forward(int signo) {
   // local program catching TSTP, decides not to), and its Stopped frame
   // stops the shim. Without a terminal the shim stops at once.
   if (signo == SIGTSTP && fds_.first_terminal < 0) {
-    // Stop as a local command would, with the terminal back in the shell's
-    // mode; the remote process group has been told to stop as well.
-    raw_.Restore();
+    // Stop as a local command would; the remote process group has been
+    // told to stop as well. (No terminal: nothing to restore or resize.)
     ::raise(SIGSTOP);
-    ResumeTerminal();
-    if (fds_.first_terminal >= 0) SendResize();
   } else if (signo == SIGCONT) {
     ResumeTerminal();
   }

@@ -89,6 +89,15 @@ long P(T* pointer) {
 
 void Say(const char* text) { Syscall(SYS_write, 2, P(text), static_cast<long>(strlen(text))); }
 
+// `value` in decimal, written to end just before `end`; returns its start.
+char* Decimal(unsigned value, char* end) {
+  do {
+    *--end = static_cast<char>('0' + value % 10);
+    value /= 10;
+  } while (value != 0);
+  return end;
+}
+
 [[noreturn]] void Die(const char* what) {
   Say("mproxy-shim: ");
   Say(what);
@@ -182,16 +191,11 @@ void abort() noexcept {
 void __assert_fail(const char* expr, const char* file, unsigned int line,
                    const char* function) noexcept {
   char number[16];
-  char* p = number + sizeof number;
-  *--p = '\0';
-  do {
-    *--p = static_cast<char>('0' + line % 10);
-    line /= 10;
-  } while (line != 0);
+  number[sizeof number - 1] = '\0';
   Say("mproxy-shim: ");
   Say(file);
   Say(":");
-  Say(p);
+  Say(Decimal(line, number + sizeof number - 1));
   Say(": ");
   Say(function);
   Say(": Assertion `");
@@ -261,15 +265,11 @@ char* strerror(int err) noexcept {
   if (const char* text = nolibc::ErrnoText(err)) return const_cast<char*>(text);
   static char unknown[32] = "Unknown error ";
   char digits[12];
-  unsigned value = err < 0 ? 0u - static_cast<unsigned>(err) : static_cast<unsigned>(err);
-  int n = 0;
-  do {
-    digits[n++] = static_cast<char>('0' + value % 10);
-    value /= 10;
-  } while (value != 0);
+  char* end = digits + sizeof digits;
+  char* d = Decimal(err < 0 ? 0u - static_cast<unsigned>(err) : static_cast<unsigned>(err), end);
   char* p = unknown + 14;
   if (err < 0) *p++ = '-';
-  while (n > 0) *p++ = digits[--n];
+  while (d < end) *p++ = *d++;
   *p = '\0';
   return unknown;
 }
