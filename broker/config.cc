@@ -187,7 +187,9 @@ class LayerParser {
 
   Status WorkspaceTable(const toml::node& node) {
     const toml::table* table = node.as_table();
-    if (table == nullptr) return Fail("'workspace' must be a table with 'mount' and 'owner'");
+    if (table == nullptr) {
+      return Fail("'workspace' must be a table with 'mount', 'owner' and 'xattrs'");
+    }
     for (auto&& [key, value] : *table) {
       std::string_view k = key.str();
       Status s = Ok();
@@ -201,6 +203,14 @@ class LayerParser {
           return Fail(std::string("'workspace.owner' must be ") + expected);
         }
         layer_.workspace_owner_local = *v == "local";
+      } else if (k == "xattrs") {
+        const char* expected = "\"user\" or \"all\"";
+        auto v = String(value, "workspace.xattrs", expected);
+        if (!v.ok()) return v.error();
+        if (*v != "user" && *v != "all") {
+          return Fail(std::string("'workspace.xattrs' must be ") + expected);
+        }
+        layer_.workspace_xattrs_all = *v == "all";
       } else {
         return Unknown("workspace." + QuoteKey(k));
       }
@@ -524,6 +534,7 @@ void ApplyFileLayer(const ConfigLayer& layer, Config* config) {
   take(layer.path_injection, &config->path_injection);
   take(layer.workspace_mount, &config->workspace_mount);
   take(layer.workspace_owner_local, &config->workspace_owner_local);
+  take(layer.workspace_xattrs_all, &config->workspace_xattrs_all);
   take(layer.log_level, &config->log_level);
   take(layer.log_file, &config->log_file);
 }

@@ -86,6 +86,10 @@ struct Config {
   // Show the remote user's files as the local user's ("local") or with the
   // remote numbers ("remote").
   bool workspace_owner_local = true;
+  // Pass every extended attribute namespace ("all") or only user.* ("user",
+  // as NFS 4.2 does): the remote host's security labels and ACLs name its
+  // own policy and uids, which mean nothing locally.
+  bool workspace_xattrs_all = false;
   std::string log_level = "warn";  // trace, debug, info, warn, error, critical, off
   std::string log_file;            // empty: stderr
 };
@@ -107,6 +111,7 @@ struct ConfigLayer {
   std::optional<ns::PathInjection> path_injection;
   std::optional<bool> workspace_mount;
   std::optional<bool> workspace_owner_local;
+  std::optional<bool> workspace_xattrs_all;
   std::optional<std::string> log_level;
   std::optional<std::string> log_file;
 };

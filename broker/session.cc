@@ -326,6 +326,7 @@ Status Session::MountWorkspaces() {
   }
   WorkspaceIdentity who;
   who.owner_local = o_.config.workspace_owner_local;
+  who.xattrs_all = o_.config.workspace_xattrs_all;
   who.remote_ids_known = commands_->uid().has_value() && commands_->gid().has_value();
   who.remote_uid = commands_->uid().value_or(0);
   who.remote_gid = commands_->gid().value_or(0);

@@ -100,6 +100,7 @@ Status Workspaces::Mount(const std::vector<broker::Mount>& mappings, const Works
     o.backend = client_.get();
     o.owners = who.owner_local && who.remote_ids_known ? fuse::OwnerMapping::kLocal
                                                        : fuse::OwnerMapping::kRemote;
+    o.xattrs = who.xattrs_all ? fuse::XattrNamespaces::kAll : fuse::XattrNamespaces::kUser;
     o.remote_uid = who.remote_uid;
     o.remote_gid = who.remote_gid;
     o.local_uid = geteuid();

@@ -20,9 +20,11 @@
 
 namespace mproxy::broker {
 
-// What every workspace mount shares: whose files show as the local user's.
+// What every workspace mount shares: whose files show as the local user's,
+// and which extended attributes pass.
 struct WorkspaceIdentity {
   bool owner_local = true;
+  bool xattrs_all = false;
   uint32_t remote_uid = 0;
   uint32_t remote_gid = 0;
   bool remote_ids_known = false;  // false: no mapping (an agent that did not say)

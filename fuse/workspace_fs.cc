@@ -96,6 +96,8 @@ class WorkspaceFs {
 
   struct stat ToStat(const proto::FsAttr& a) const;
   uint32_t UidToRemote(uint32_t uid) const;
+  // Whether the mount passes this extended attribute (XattrNamespaces).
+  bool Passes(const char* xattr_name) const;
   uint32_t GidToRemote(uint32_t gid) const;
   // Sends `r` and runs `on_ok` with the typed reply, or answers the error.
   template <class Req, class OnOk>
@@ -968,9 +970,26 @@ void WorkspaceFs::StatFs(fuse_req_t req, fuse_ino_t ino) noexcept {
   });
 }
 
+bool WorkspaceFs::Passes(const char* xattr_name) const {
+  return o_.xattrs == XattrNamespaces::kAll || std::string_view(xattr_name).starts_with("user.");
+}
+
+std::string UserXattrNames(std::string_view names) {
+  std::string kept;
+  while (!names.empty()) {
+    size_t end = names.find('\0');
+    std::string_view name = names.substr(0, end);
+    if (name.starts_with("user.")) kept.append(name).push_back('\0');
+    if (end == std::string_view::npos) break;
+    names.remove_prefix(end + 1);
+  }
+  return kept;
+}
+
 void WorkspaceFs::SetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value,
                            size_t size, int flags) noexcept {
   WorkspaceFs* fs = From(req);
+  if (!fs->Passes(name)) return (void)fuse_reply_err(req, EOPNOTSUPP);
   auto path = fs->nodes_.PathOf(ino);
   if (!path) return (void)fuse_reply_err(req, ESTALE);
   if (size > proto::kFsMaxXattrSize) return (void)fuse_reply_err(req, E2BIG);
@@ -985,8 +1004,10 @@ void WorkspaceFs::SetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, con
 
 void WorkspaceFs::GetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) noexcept {
   WorkspaceFs* fs = From(req);
-  // `ls -l` asks two names per file, and the kernel asks security.capability
-  // before every write: for a file known to have none, no round trip.
+  if (!fs->Passes(name)) return (void)fuse_reply_err(req, EOPNOTSUPP);
+  // With every namespace passed, `ls -l` asks two names per file and the
+  // kernel asks security.capability before every write: for a file known to
+  // have none, no round trip.
   if (fs->nodes_.NoXattrs(ino)) return (void)fuse_reply_err(req, ENODATA);
   auto path = fs->nodes_.PathOf(ino);
   if (!path) return (void)fuse_reply_err(req, ESTALE);
@@ -1007,9 +1028,16 @@ void WorkspaceFs::ListXattr(fuse_req_t req, fuse_ino_t ino, size_t size) noexcep
   }
   auto path = fs->nodes_.PathOf(ino);
   if (!path) return (void)fuse_reply_err(req, ESTALE);
+  const bool user_only = fs->o_.xattrs == XattrNamespaces::kUser;
+  // Filtering needs the names even for a size query.
+  const size_t asked = user_only ? proto::kFsMaxXattrSize : size;
   proto::FsListxattrRequest r{std::move(*path),
-                              static_cast<uint32_t>(std::min<size_t>(size, proto::kFsMaxXattrSize))};
-  fs->Call(req, std::move(r), [req, size](proto::FsXattrReply x) {
+                              static_cast<uint32_t>(std::min<size_t>(asked, proto::kFsMaxXattrSize))};
+  fs->Call(req, std::move(r), [req, size, user_only](proto::FsXattrReply x) {
+    if (user_only) {
+      x.data = UserXattrNames(x.data);
+      x.size = x.data.size();
+    }
     if (size == 0) return (void)fuse_reply_xattr(req, static_cast<size_t>(x.size));
     if (x.data.size() > size) return (void)fuse_reply_err(req, ERANGE);
     fuse_reply_buf(req, x.data.data(), x.data.size());
@@ -1018,6 +1046,7 @@ void WorkspaceFs::ListXattr(fuse_req_t req, fuse_ino_t ino, size_t size) noexcep
 
 void WorkspaceFs::RemoveXattr(fuse_req_t req, fuse_ino_t ino, const char* name) noexcept {
   WorkspaceFs* fs = From(req);
+  if (!fs->Passes(name)) return (void)fuse_reply_err(req, EOPNOTSUPP);
   auto path = fs->nodes_.PathOf(ino);
   if (!path) return (void)fuse_reply_err(req, ESTALE);
   fs->Call(req, proto::FsRemovexattrRequest{std::move(*path), name},

@@ -11,6 +11,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "common/result.h"
 #include "proto/fs.h"
@@ -43,6 +44,19 @@ enum class OwnerMapping {
   kRemote,  // the remote numbers as they are
 };
 
+// Which extended attributes the mount passes to the remote host.
+enum class XattrNamespaces {
+  // user.* only (NFS 4.2 does the same); other names are EOPNOTSUPP. The
+  // remote host's security labels and ACLs name its own policy, users and
+  // groups. It also means `ls -l`, which asks for an SELinux label and an ACL
+  // of every file, stops asking after the first EOPNOTSUPP on the mount.
+  kUser,
+  kAll,  // every namespace, as the agent's user may use them there
+};
+
+// The user.* names of a listxattr(2) list (names each ending in NUL).
+std::string UserXattrNames(std::string_view names);
+
 struct WorkspaceOptions {
   // An existing local directory to mount on (the session binds it into the
   // namespace at the local side of the mapping).
@@ -51,6 +65,7 @@ struct WorkspaceOptions {
   std::string remote_root;
   FsBackend* backend = nullptr;  // outlives the Workspace
   OwnerMapping owners = OwnerMapping::kLocal;
+  XattrNamespaces xattrs = XattrNamespaces::kUser;
   // The agent's user and group on the remote host, and who they show as.
   uint32_t remote_uid = 0;
   uint32_t remote_gid = 0;

@@ -67,6 +67,7 @@ TEST_CASE("an empty file sets nothing and the defaults hold", "[config]") {
   CHECK(c.path_injection == ns::PathInjection::kPrepend);
   CHECK(c.workspace_mount);
   CHECK(c.workspace_owner_local);
+  CHECK_FALSE(c.workspace_xattrs_all);
   CHECK(c.log_level == "warn");
   CHECK(c.log_file.empty());
 }
@@ -95,6 +96,7 @@ file = "~/mproxy.log"
 [workspace]
 mount = false
 owner = "remote"
+xattrs = "all"
 )");
   CHECK(c.host == "build-box");
   CHECK(c.port == 2222);
@@ -112,6 +114,7 @@ owner = "remote"
   CHECK(c.log_file == "/home/alice/mproxy.log");
   CHECK_FALSE(c.workspace_mount);
   CHECK_FALSE(c.workspace_owner_local);
+  CHECK(c.workspace_xattrs_all);
 }
 
 TEST_CASE("dotted keys, inline tables and a single identity string are accepted", "[config]") {
@@ -129,8 +132,8 @@ TEST_CASE("unknown keys are refused naming the file and the key", "[config]") {
   CHECK(ErrorOf("[env]\nkeeep = []\n") == "/etc/mproxy/mproxy.toml: unknown key 'env.keeep'");
   CHECK(ErrorOf("log.colour = true\n") == "/etc/mproxy/mproxy.toml: unknown key 'log.colour'");
   CHECK(ErrorOf("[foo]\nbar = 1\n") == "/etc/mproxy/mproxy.toml: unknown key 'foo'");
-  CHECK(ErrorOf("workspace.xattrs = false\n") ==
-        "/etc/mproxy/mproxy.toml: unknown key 'workspace.xattrs'");
+  CHECK(ErrorOf("workspace.cache = false\n") ==
+        "/etc/mproxy/mproxy.toml: unknown key 'workspace.cache'");
   CHECK(ErrorOf("\"odd key\" = 1\n") == "/etc/mproxy/mproxy.toml: unknown key '\"odd key\"'");
   CHECK(ErrorOf("\"\\u001b[31m\" = 1\n") == "/etc/mproxy/mproxy.toml: unknown key '\"\\x1b[31m\"'");
 }
@@ -161,10 +164,12 @@ TEST_CASE("values of the wrong type or range say what is expected", "[config]") 
         f + "'mounts': '/:/r': the local side cannot be / itself");
   CHECK(ErrorOf("mounts = [\"/a:/r\", \"/a/:/s\"]") == f + "'mounts': '/a' is mounted twice");
   CHECK(ErrorOf("workspace = true") ==
-        f + "'workspace' must be a table with 'mount' and 'owner'");
+        f + "'workspace' must be a table with 'mount', 'owner' and 'xattrs'");
   CHECK(ErrorOf("workspace.mount = \"no\"") == f + "'workspace.mount' must be true or false");
   CHECK(ErrorOf("workspace.owner = \"me\"") ==
         f + "'workspace.owner' must be \"local\" or \"remote\"");
+  CHECK(ErrorOf("workspace.xattrs = \"none\"") ==
+        f + "'workspace.xattrs' must be \"user\" or \"all\"");
   CHECK(ErrorOf("path_injection = \"first\"") ==
         f + "'path_injection' must be \"prepend\", \"append\" or \"off\"");
   CHECK(ErrorOf("env = 1") == f + "'env' must be a table with 'keep' and 'remove'");

@@ -154,6 +154,57 @@ void RemoteThenLocal(As as) {
 SESSION_TEST_CASE("what a remote command writes is what the program reads next, and back",
                   RemoteThenLocal)
 
+// Extended attributes: user.* passes both ways; by default other namespaces
+// are EOPNOTSUPP (workspace.xattrs = "user"), with "all" they reach the
+// remote filesystem (a tmpfs there: no SELinux label, so ENODATA).
+void Xattrs(As as) {
+  SessionFixture s(as);
+  INFO(s.Diagnostics());
+  std::string dir = MakeWorkspace(s);
+  REQUIRE(s.Remote("cd " + Quote(dir) + " && echo x >f && python3 -c \"import os; "
+                   "os.setxattr('f', 'user.remote', b'from-remote')\"")
+              .Status() == "exit 0");
+  // /usr/bin/python3 runs locally (an absolute path); it reads the mount.
+  const std::string probe =
+      "/usr/bin/python3 - <<'EOF'\n"
+      "import os\n"
+      "print(os.getxattr('f', 'user.remote').decode())\n"
+      "os.setxattr('f', 'user.local', b'from-local')\n"
+      "print(sorted(os.listxattr('f')))\n"
+      "for op, args in (('get', ('f', 'security.selinux')),\n"
+      "                 ('set', ('f', 'trusted.t', b'v')),\n"
+      "                 ('remove', ('f', 'security.selinux'))):\n"
+      "    try:\n"
+      "        getattr(os, op + 'xattr')(*args)\n"
+      "        print(op, 'ok')\n"
+      "    except OSError as e:\n"
+      "        print(op, e.strerror)\n"
+      "EOF\n"
+      // python3 (no path) runs remotely: it sees what the program set.
+      "python3 -c \"import os; print(os.getxattr('f', 'user.local').decode())\"\n";
+  auto r = s.Bash(probe, {"-w", dir});
+  CHECK(r.err == "");
+  // Without CAP_SYS_ADMIN the local kernel refuses trusted.* itself.
+  const std::string set_trusted =
+      as == As::kRoot ? "Operation not supported" : "Operation not permitted";
+  CHECK(r.out == "from-remote\n['user.local', 'user.remote']\nget Operation not supported\nset " +
+                     set_trusted + "\nremove Operation not supported\nfrom-local\n");
+  CHECK(r.Status() == "exit 0");
+
+  const std::string config = s.scratch() + "/xattrs-all.toml";
+  e2e::WriteFile(config, "[workspace]\nxattrs = \"all\"\n");
+  s.GiveToUser(config);
+  r = s.Bash(probe, {"-w", dir, "--config", config});
+  CHECK(r.err == "");
+  // trusted.* needs CAP_SYS_ADMIN there; the agent runs as a plain user.
+  CHECK(r.out ==
+        "from-remote\n['user.local', 'user.remote']\nget No data available\n"
+        "set Operation not permitted\nremove No data available\nfrom-local\n");
+  CHECK(r.Status() == "exit 0");
+}
+SESSION_TEST_CASE("only user.* extended attributes pass unless workspace.xattrs is \"all\"",
+                  Xattrs)
+
 // A hung host: file operations fail with EIO once keepalives give up, and
 // the program goes on.
 void HungHost(As as) {
