@@ -381,7 +381,9 @@ Result<proto::FsWriteReply> FsOps::Do(const proto::FsWriteRequest& r) const {
         pwrite(fd, r.data.data() + done, r.data.size() - done, static_cast<off_t>(r.offset + done));
     if (n < 0) {
       if (errno == EINTR) continue;
-      if (done > 0) break;  // a short write, as write(2) reports one
+      // A short write, as write(2) reports one. An ordered write's sender
+      // answered its caller already and can only pass on a failure.
+      if (done > 0 && !r.ordered) break;
       return Sys();
     }
     if (n == 0) break;

@@ -2,6 +2,7 @@
 #include "agent/fs_server.h"
 
 #include <cerrno>
+#include <chrono>
 #include <memory>
 #include <type_traits>
 #include <utility>
@@ -32,6 +33,38 @@ size_t CostOf(const proto::FsOpRequest& op) {
       op);
 }
 
+// Metadata operations, which take microseconds on a local filesystem: the
+// loop runs them itself while they stay quick (FsServer::quick_inline_).
+// READ, unordered WRITE, READDIR, LISTDIR, FSYNC and FALLOCATE move data or
+// may take long, and always go to the pool.
+bool Quick(const proto::FsOpRequest& op) {
+  switch (proto::OpOf(op)) {
+    case proto::FsOp::kGetattr:
+    case proto::FsOp::kOpendir:
+    case proto::FsOp::kReleasedir:
+    case proto::FsOp::kOpen:
+    case proto::FsOp::kRelease:
+    case proto::FsOp::kMkdir:
+    case proto::FsOp::kMknod:
+    case proto::FsOp::kUnlink:
+    case proto::FsOp::kRmdir:
+    case proto::FsOp::kRename:
+    case proto::FsOp::kSymlink:
+    case proto::FsOp::kReadlink:
+    case proto::FsOp::kLink:
+    case proto::FsOp::kSetattr:
+    case proto::FsOp::kStatfs:
+    case proto::FsOp::kAccess:
+    case proto::FsOp::kGetxattr:
+    case proto::FsOp::kSetxattr:
+    case proto::FsOp::kListxattr:
+    case proto::FsOp::kRemovexattr:
+      return true;
+    default:
+      return false;
+  }
+}
+
 }  // namespace
 
 FsServer::FsServer(uv_loop_t* loop, mode_t umask, ReplyFn reply, RoomFn room)
@@ -60,6 +93,14 @@ void FsServer::Handle(proto::FsRequest&& req) {
     reply_(proto::MakeFsError(id, parsed.error().sys_errno()));
     return;
   }
+  auto* write = std::get_if<proto::FsWriteRequest>(&*parsed);
+  if ((write != nullptr && write->ordered) || (quick_inline_ && Quick(*parsed))) {
+    // An ordered write must run before whatever arrives next. A quick one
+    // costs less here than the two thread wake-ups of the pool, which are
+    // most of a round trip's time on the agent's side.
+    RunHere(id, *parsed);
+    return;
+  }
   size_t cost = CostOf(*parsed);
   if (in_flight() >= proto::kFsMaxInFlight ||
       in_flight_bytes_ + cost > proto::kFsMaxInFlightBytes) {
@@ -83,6 +124,25 @@ void FsServer::Handle(proto::FsRequest&& req) {
   }
   in_flight_bytes_ += cost;
   works_.insert(w.release());
+}
+
+void FsServer::RunHere(uint64_t id, const proto::FsOpRequest& op) {
+  auto w = std::make_unique<Work>();
+  w->id = id;
+  const auto start = std::chrono::steady_clock::now();
+  w->reply = ops_.Run(id, op);
+  const auto took = std::chrono::steady_clock::now() - start;
+  // A few slow ones, so that one preemption of this process does not count.
+  if (quick_inline_ && took > kQuickLimit && ++slow_ops_ == kSlowOpsLimit) {
+    quick_inline_ = false;
+    Logf(LogLevel::kInfo,
+         "a %s took %lld us on the loop: file operations run on worker threads from now on",
+         proto::FsOpName(static_cast<uint32_t>(proto::OpOf(op))),
+         static_cast<long long>(
+             std::chrono::duration_cast<std::chrono::microseconds>(took).count()));
+  }
+  done_.push_back(std::move(w));
+  Deliver();
 }
 
 void FsServer::WorkCallback(uv_work_t* req) noexcept {

@@ -1,6 +1,11 @@
 // FsServer: serves FsRequest frames. Requests are checked on the loop thread,
 // run on libuv's thread pool, and answered from the loop thread as each one
 // finishes, so replies may leave in any order (the peer matches them by id).
+// An ordered WRITE (write-behind) runs on the loop thread as it arrives, so
+// every request after it finds its bytes written. Metadata operations run
+// there too while they take under kQuickLimit (a local filesystem); after
+// kSlowOpsLimit slower ones (a network filesystem, a cold disk) they all go
+// to the pool from then on, so the loop keeps Exec streams moving.
 // Finished replies wait here until the output has room, so a burst of large
 // READ replies is paced by what the peer actually reads.
 #pragma once
@@ -8,6 +13,7 @@
 #include <sys/types.h>
 #include <uv.h>
 
+#include <chrono>
 #include <cstddef>
 #include <deque>
 #include <functional>
@@ -66,6 +72,10 @@ class FsServer {
     proto::FsReply reply;
   };
 
+  static constexpr std::chrono::milliseconds kQuickLimit{2};
+  static constexpr int kSlowOpsLimit = 3;
+  // Runs `op` on the loop thread and queues its reply.
+  void RunHere(uint64_t id, const proto::FsOpRequest& op);
   static void WorkCallback(uv_work_t* req) noexcept;
   static void AfterWorkCallback(uv_work_t* req, int status) noexcept;
   void Finished(Work* w, int status);
@@ -77,7 +87,9 @@ class FsServer {
   FsOps ops_;
   std::unordered_set<Work*> works_;         // queued or running
   std::deque<std::unique_ptr<Work>> done_;  // finished, waiting for output room
-  size_t in_flight_bytes_ = 0;              // cost of works_ and done_
+  size_t in_flight_bytes_ = 0;
+  bool quick_inline_ = true;  // metadata operations run on the loop
+  int slow_ops_ = 0;          // of them, those over kQuickLimit              // cost of works_ and done_
   bool shut_down_ = false;
 };
 

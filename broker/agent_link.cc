@@ -249,6 +249,7 @@ void AgentLink::OnWritable(uint32_t channel, uint32_t fd) {
 
 Result<uint32_t> AgentLink::OpenExec(proto::Exec exec, ChannelHandler* handler) {
   if (down_) return Error("not connected to " + peer_name_);
+  if (before_exec_) before_exec_();
   uint32_t id = next_channel_;
   while (mux_.HasChannel(id) || channels_.count(id) != 0 || id == 0) ++id;
   next_channel_ = id + 1;

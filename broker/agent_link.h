@@ -51,8 +51,11 @@ class AgentLink : public proto::MuxDelegate {
              std::function<void(const Status&)> on_lost);
 
   // Opens a channel for `exec` (its channel id is assigned here) and returns
-  // the id.
+  // the id. `before_exec` runs first.
   Result<uint32_t> OpenExec(proto::Exec exec, ChannelHandler* handler);
+  // Run before every Exec is sent: the workspace sends the file operations
+  // queued so far, so the command finds what the program wrote.
+  void SetBeforeExec(std::function<void()> f) { before_exec_ = std::move(f); }
   // Channel operations. Output leaves on the next loop turn, and no handler
   // callback runs from inside these calls.
   size_t Write(uint32_t channel, uint32_t fd, std::string_view bytes);
@@ -116,6 +119,7 @@ class AgentLink : public proto::MuxDelegate {
 
   std::function<void(const proto::Hello&)> on_ready_;
   std::function<void(const Status&)> on_lost_;
+  std::function<void()> before_exec_;
   bool ready_ = false;
   bool down_ = false;
   uint32_t next_channel_ = 1;

@@ -35,6 +35,7 @@ FsClient::FsClient(uv_loop_t* loop, AgentLink* link)
   async_ = new uv_async_t;
   uv_async_init(loop_, async_, &FsClient::OnAsync);
   async_->data = this;
+  link_->SetBeforeExec([this] { SendQueued(); });
 }
 
 FsClient::~FsClient() { Close(); }
@@ -96,6 +97,7 @@ void FsClient::SendQueued() {
 void FsClient::SetLink(AgentLink* link) {
   link_ = link;
   ++generation_;
+  link_->SetBeforeExec([this] { SendQueued(); });
 }
 
 void FsClient::Close() {
@@ -107,6 +109,7 @@ void FsClient::Close() {
     dropped.swap(queue_);
   }
   *open_ = false;
+  link_->SetBeforeExec(nullptr);
   async_->data = nullptr;
   uv_close(reinterpret_cast<uv_handle_t*>(async_),
            [](uv_handle_t* h) noexcept { delete reinterpret_cast<uv_async_t*>(h); });

@@ -1,5 +1,7 @@
 // FsClient: the workspace's FsBackend over the agent link. FUSE threads hand
 // it requests; the loop thread sends them and runs the replies' callbacks.
+// The requests queued when an Exec is sent leave before it (a write the
+// program made before starting a command reaches the agent first).
 #pragma once
 
 #include <uv.h>

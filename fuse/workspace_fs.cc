@@ -48,6 +48,9 @@ constexpr uint64_t kListOnLookupMaxDirSize = 64 * 1024;
 // first READ is then answered here): grep, git and compilers read many
 // small files whole.
 constexpr uint32_t kOpenReadAhead = 128 * 1024;
+// Write-behind data answered but not yet written remotely, all handles
+// together (WorkspaceFs::Behind).
+constexpr size_t kWriteBehindBytes = 8 * 1024 * 1024;
 
 // The bytes an OPEN brought, until the handle's first READ beyond them.
 struct ReadAhead {
@@ -96,9 +99,9 @@ class WorkspaceFs {
 
   struct stat ToStat(const proto::FsAttr& a) const;
   uint32_t UidToRemote(uint32_t uid) const;
+  uint32_t GidToRemote(uint32_t gid) const;
   // Whether the mount passes this extended attribute (XattrNamespaces).
   bool Passes(const char* xattr_name) const;
-  uint32_t GidToRemote(uint32_t gid) const;
   // Sends `r` and runs `on_ok` with the typed reply, or answers the error.
   template <class Req, class OnOk>
   void Call(fuse_req_t req, Req r, OnOk on_ok);
@@ -234,6 +237,30 @@ class WorkspaceFs {
   std::mutex read_ahead_mu_;
   std::unordered_map<uint64_t, ReadAhead> read_ahead_;
   void DropReadAhead(fuse_ino_t ino);
+
+  // Write-behind. A WRITE is answered as soon as it is queued for the agent
+  // (sent "ordered": the agent runs it before anything that arrives after
+  // it, Exec included). A failure is kept on the handle and is the answer of
+  // its next WRITE, FLUSH (close) or FSYNC; FLUSH and FSYNC first wait for
+  // the handle's writes. Not for O_SYNC/O_DSYNC handles, and at most
+  // kWriteBehindBytes at once (past that, writes wait as before).
+  struct Behind {
+    size_t pending = 0;  // writes answered here, not yet by the agent
+    int error = 0;       // the first failure not yet reported
+    bool released = false;
+    std::vector<std::function<void(int)>> waiters;  // run when pending is 0
+  };
+  // Whether this write may go behind; if so, counts it as pending. Sets
+  // *error to a failure to report instead.
+  bool StartBehind(uint64_t fh, size_t size, bool sync, int* error);
+  void BehindDone(uint64_t fh, size_t size, int error);
+  // Runs `then` with the handle's unreported failure (0: none) once its
+  // writes are done: at once, on this thread, when none are pending.
+  void AfterWrites(uint64_t fh, std::function<void(int)> then);
+  void ForgetBehind(uint64_t fh);
+  std::mutex behind_mu_;  // leaf lock
+  std::unordered_map<uint64_t, Behind> behind_;  // by remote file handle
+  size_t behind_bytes_ = 0;
 };
 
 struct stat WorkspaceFs::ToStat(const proto::FsAttr& a) const {
@@ -745,6 +772,68 @@ void WorkspaceFs::Read(fuse_req_t req, fuse_ino_t, size_t size, off_t off,
   });
 }
 
+bool WorkspaceFs::StartBehind(uint64_t fh, size_t size, bool sync, int* error) {
+  std::lock_guard lock(behind_mu_);
+  Behind& b = behind_[fh];
+  if (b.error != 0) {
+    *error = std::exchange(b.error, 0);
+    return false;
+  }
+  if (sync || behind_bytes_ + size > kWriteBehindBytes) return false;
+  ++b.pending;
+  behind_bytes_ += size;
+  return true;
+}
+
+void WorkspaceFs::BehindDone(uint64_t fh, size_t size, int error) {
+  std::vector<std::function<void(int)>> waiters;
+  int report = 0;
+  {
+    std::lock_guard lock(behind_mu_);
+    behind_bytes_ -= size;
+    auto it = behind_.find(fh);
+    if (it == behind_.end()) return;
+    Behind& b = it->second;
+    if (error != 0 && b.error == 0) b.error = error;
+    if (--b.pending != 0) return;
+    if (b.released) {
+      // Nobody is left to tell: the descriptor was closed without a FLUSH
+      // (an mmap written back after close) or its close already returned.
+      if (b.error != 0) {
+        log_->warn("workspace {}: a write after close failed: {}", o_.remote_root,
+                   std::strerror(b.error));
+      }
+      behind_.erase(it);
+      return;
+    }
+    if (b.waiters.empty()) return;
+    report = std::exchange(b.error, 0);
+    waiters.swap(b.waiters);
+  }
+  for (auto& w : waiters) w(report);
+}
+
+void WorkspaceFs::AfterWrites(uint64_t fh, std::function<void(int)> then) {
+  int report = 0;
+  {
+    std::lock_guard lock(behind_mu_);
+    auto it = behind_.find(fh);
+    if (it != behind_.end()) {
+      if (it->second.pending != 0) return it->second.waiters.push_back(std::move(then));
+      report = std::exchange(it->second.error, 0);
+    }
+  }
+  then(report);
+}
+
+void WorkspaceFs::ForgetBehind(uint64_t fh) {
+  std::lock_guard lock(behind_mu_);
+  auto it = behind_.find(fh);
+  if (it == behind_.end()) return;
+  if (it->second.pending == 0) return (void)behind_.erase(it);
+  it->second.released = true;
+}
+
 void WorkspaceFs::Write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t off,
                         fuse_file_info* fi) noexcept {
   WorkspaceFs* fs = From(req);
@@ -752,6 +841,23 @@ void WorkspaceFs::Write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t 
   size = std::min<size_t>(size, proto::kFsMaxIo);  // max_write says so already
   fs->DropReadAhead(ino);
   proto::FsWriteRequest r{fi->fh, static_cast<uint64_t>(off), std::string(buf, size)};
+  int failed = 0;
+  const bool sync = (fi->flags & (O_SYNC | O_DSYNC)) != 0;
+  if (fs->StartBehind(fi->fh, size, sync, &failed)) {
+    r.ordered = true;
+    fs->NodeChanged(ino);
+    fs->OthersChanged(ino, true);
+    fs->o_.backend->Submit(std::move(r), [fs, ino, fh = fi->fh, size](proto::FsReply reply) {
+      auto w = proto::ParseFsReplyFor<proto::FsWriteRequest>(reply);
+      int error = w ? 0 : proto::FsErrno(w.error());
+      // A short ordered write is a failure (the agent says which).
+      if (w && w->written != size) error = EIO;
+      fs->NodeChanged(ino);  // a listing fetched meanwhile may hold the old size
+      fs->BehindDone(fh, size, error);
+    });
+    return (void)fuse_reply_write(req, size);
+  }
+  if (failed != 0) return (void)fuse_reply_err(req, failed);
   fs->Call(req, std::move(r), [fs, req, ino](proto::FsWriteReply w) {
     fs->NodeChanged(ino);  // its size and times in a listing are old now
     // Queued before the reply, so the FLUSH of close() or an open of another
@@ -762,13 +868,15 @@ void WorkspaceFs::Write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t 
   });
 }
 
-void WorkspaceFs::Flush(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) noexcept {
-  // Writes are already on the remote host: nothing is buffered here. But
-  // once close() returns, the file's other names show them too: the
+void WorkspaceFs::Flush(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept {
+  // close() reports a failed write-behind, once the handle's writes are
+  // done. Once it returns the file's other names show the writes too: the
   // invalidations the writes queued must have arrived.
   WorkspaceFs* fs = From(req);
-  if (fs->nodes_.OtherLinks(ino).empty()) return (void)fuse_reply_err(req, 0);
-  fs->ReplyAfterInvalidations(false, [req] { fuse_reply_err(req, 0); });
+  fs->AfterWrites(fi->fh, [fs, req, ino](int error) {
+    if (error != 0 || fs->nodes_.OtherLinks(ino).empty()) return (void)fuse_reply_err(req, error);
+    fs->ReplyAfterInvalidations(false, [req] { fuse_reply_err(req, 0); });
+  });
 }
 
 void WorkspaceFs::Release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept {
@@ -777,13 +885,18 @@ void WorkspaceFs::Release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) no
     From(req)->read_ahead_.erase(fi->fh);
   }
   From(req)->nodes_.RemoveHandle(ino, fi->fh);
+  From(req)->ForgetBehind(fi->fh);
   From(req)->ReleaseRemote(fi->fh);
   fuse_reply_err(req, 0);
 }
 
 void WorkspaceFs::Fsync(fuse_req_t req, fuse_ino_t, int datasync, fuse_file_info* fi) noexcept {
-  From(req)->Call(req, proto::FsFsyncRequest{fi->fh, datasync != 0},
-                  [req](proto::FsEmptyReply) { fuse_reply_err(req, 0); });
+  WorkspaceFs* fs = From(req);
+  fs->AfterWrites(fi->fh, [fs, req, fh = fi->fh, datasync](int error) {
+    if (error != 0) return (void)fuse_reply_err(req, error);
+    fs->Call(req, proto::FsFsyncRequest{fh, datasync != 0},
+             [req](proto::FsEmptyReply) { fuse_reply_err(req, 0); });
+  });
 }
 
 void WorkspaceFs::OpenDir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept {

@@ -363,11 +363,15 @@ struct FsWriteRequest {
   uint64_t fh = 0;
   uint64_t offset = 0;  // ignored for a file opened with kAppend
   std::string data;     // at most kFsMaxIo bytes
+  // The sender answered the write itself without waiting (write-behind):
+  // it runs before any request that arrives after it.
+  bool ordered = false;
   template <class S, class V>
   static void Fields(S& s, V& v) {
     v(1, "fh", s.fh, kRequired);
     v(2, "offset", s.offset, kRequired);
     v(3, "data", s.data, kRequired);
+    v(4, "ordered", s.ordered, kOptional);
   }
   Status Check() const;
   bool operator==(const FsWriteRequest&) const = default;

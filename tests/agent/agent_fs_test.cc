@@ -283,6 +283,36 @@ FS_TEST("writes at offsets and sparse writes read back; reads at the end are sho
   CHECK(Errno(FsReleaseRequest{fh}) == EBADF);
 }
 
+FS_TEST("an ordered WRITE runs before every request sent after it") {
+  uint64_t fh = Open(Path("log"), FsOpenFlag::kRdwr | FsOpenFlag::kCreat, 0644);
+  // Sent without waiting, as write-behind does: each READ (on the pool) and
+  // GETATTR must find every write sent before it done.
+  std::vector<uint64_t> reads, stats;
+  std::string expected;
+  for (int k = 0; k < 100; ++k) {
+    std::string line = "line " + std::to_string(1000 + k) + "\n";
+    Post(FsWriteRequest{fh, expected.size(), line, true});
+    expected += line;
+    reads.push_back(Post(FsReadRequest{fh, 0, 4096}));
+    stats.push_back(Post(FsGetattrRequest{Path("log"), std::nullopt}));
+  }
+  auto replies = Await(300);
+  size_t length = 0;
+  for (size_t k = 0; k < reads.size(); ++k) {
+    length += 10;
+    auto read = ParseFsReplyFor<FsReadRequest>(replies[reads[k]]);
+    REQUIRE(read.ok());
+    // At least the writes before it (later ones may have run meanwhile).
+    CHECK(read->data.size() >= length);
+    CHECK(expected.starts_with(read->data));
+    auto stat = ParseFsReplyFor<FsGetattrRequest>(replies[stats[k]]);
+    REQUIRE(stat.ok());
+    CHECK(stat->attr.size >= length);
+  }
+  for (auto& [id, reply] : replies) CHECK(reply.err == 0);
+  Ok(FsReleaseRequest{fh});
+}
+
 FS_TEST("MKDIR and RMDIR, with ENOTEMPTY and EEXIST") {
   FsAttr a = Ok(FsMkdirRequest{Path("d"), 0750}).attr;
   CHECK(a.mode == (S_IFDIR | 0750));

@@ -127,6 +127,7 @@ std::vector<FsOpRequest> SampleFsRequests() {
                               04755, kFsMaxIo});
   out.push_back(FsReadRequest{8, 1ULL << 40, kFsMaxIo});
   out.push_back(FsWriteRequest{8, 4096, std::string("da\0ta", 5)});
+  out.push_back(FsWriteRequest{8, 0, "behind", true});
   out.push_back(FsFsyncRequest{8, true});
   out.push_back(FsReleaseRequest{8});
   out.push_back(FsMkdirRequest{"/w/dir", 01777});

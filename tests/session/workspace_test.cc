@@ -154,6 +154,54 @@ void RemoteThenLocal(As as) {
 SESSION_TEST_CASE("what a remote command writes is what the program reads next, and back",
                   RemoteThenLocal)
 
+// Writes are answered before the remote host has them (write-behind), yet a
+// remote command started after a write sees it, and a failed write is
+// reported by close() or fsync(), never lost in silence.
+void WriteBehind(As as) {
+  SessionFixture s(as);
+  INFO(s.Diagnostics());
+  std::string dir = MakeWorkspace(s);
+  std::string expected;
+  for (int i = 1; i <= 30; ++i) expected += std::to_string(i) + "\n";
+  // `echo` is bash's own (local) write, `tail` runs remotely at once.
+  auto r = s.Bash("for i in $(seq 1 30); do echo $i >>log; tail -n 1 log; done", {"-w", dir});
+  CHECK(r.err == "");
+  CHECK(r.out == expected);
+  CHECK(r.Status() == "exit 0");
+
+  // The remote filesystem full: every way of writing reports ENOSPC.
+  REQUIRE(s.Remote("cd " + Quote(dir) + " && (dd if=/dev/zero of=filler bs=1M 2>/dev/null; true)")
+              .Status() == "exit 0");
+  r = s.Bash(
+      "/usr/bin/python3 - <<'EOF'\n"
+      "import os\n"
+      "def attempt(name, sync):\n"
+      "    fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)\n"
+      "    said = []\n"
+      "    for step in ('write', 'fsync', 'close'):\n"
+      "        if step == 'fsync' and not sync: continue\n"
+      "        try:\n"
+      "            if step == 'write': os.write(fd, b'x' * 65536)\n"
+      "            elif step == 'fsync': os.fsync(fd)\n"
+      "            else: os.close(fd)\n"
+      "        except OSError as e:\n"
+      "            said.append(e.strerror)\n"
+      "            if step == 'close': break\n"
+      "    print(name, said[:1])\n"
+      "attempt('a', False)\n"
+      "attempt('b', True)\n"
+      "EOF\n"
+      "rm -f filler && echo room >a && cat a\n",
+      {"-w", dir});
+  CHECK(r.err == "");
+  CHECK(r.out ==
+        "a ['No space left on device']\nb ['No space left on device']\nroom\n");
+  CHECK(r.Status() == "exit 0");
+}
+SESSION_TEST_CASE("a write is answered at once, yet remote commands see it and a failure is "
+                  "reported by close",
+                  WriteBehind)
+
 // Extended attributes: user.* passes both ways; by default other namespaces
 // are EOPNOTSUPP (workspace.xattrs = "user"), with "all" they reach the
 // remote filesystem (a tmpfs there: no SELinux label, so ENODATA).
