@@ -26,9 +26,9 @@ AgentLink::AgentLink(uv_loop_t* loop, std::unique_ptr<ByteStream> stream, std::s
                                   std::vector<std::string>(std::begin(kCapabilities),
                                                            std::end(kCapabilities)),
                                   proto::kPreferredWindow)) {
-  async_ = new uv_async_t;
-  uv_async_init(loop_, async_, &AgentLink::OnAsync);
-  async_->data = this;
+  if (Status s = wake_.Start(loop_, [this] { Drain(); }); !s.ok()) {
+    log_->error("{}: {}", peer_name_, s.error().message());
+  }
   idle_ = new uv_idle_t;
   uv_idle_init(loop_, idle_);
   idle_->data = this;
@@ -36,9 +36,7 @@ AgentLink::AgentLink(uv_loop_t* loop, std::unique_ptr<ByteStream> stream, std::s
 
 AgentLink::~AgentLink() {
   Shutdown(Error("session closed"));
-  async_->data = nullptr;
-  uv_close(reinterpret_cast<uv_handle_t*>(async_),
-           [](uv_handle_t* h) noexcept { delete reinterpret_cast<uv_async_t*>(h); });
+  wake_.Close();
   idle_->data = nullptr;
   uv_close(reinterpret_cast<uv_handle_t*>(idle_),
            [](uv_handle_t* h) noexcept { delete reinterpret_cast<uv_idle_t*>(h); });
@@ -72,27 +70,22 @@ void AgentLink::Start(std::function<void(const proto::Hello&)> on_ready,
   cb.on_data = [this, batched](std::string_view bytes) {
     std::lock_guard<std::mutex> lock(inbox_mu_);
     inbox_.append(bytes);
-    if (!batched) uv_async_send(async_);
+    if (!batched) wake_.Wake();
   };
-  cb.on_batch_end = [this] { uv_async_send(async_); };
+  cb.on_batch_end = [this] { wake_.Wake(); };
   cb.on_stderr = [this](std::string_view bytes) {
     std::lock_guard<std::mutex> lock(inbox_mu_);
     stderr_inbox_.append(bytes);
-    uv_async_send(async_);
+    wake_.Wake();
   };
   cb.on_closed = [this](const Status& why) {
     std::lock_guard<std::mutex> lock(inbox_mu_);
     inbox_closed_ = true;
     inbox_status_ = why;
-    uv_async_send(async_);
+    wake_.Wake();
   };
   stream_->Start(std::move(cb));
   Flush();  // our Hello
-}
-
-void AgentLink::OnAsync(uv_async_t* handle) noexcept {
-  auto* self = static_cast<AgentLink*>(handle->data);
-  if (self != nullptr) self->Drain();
 }
 
 void AgentLink::Drain() {

@@ -12,6 +12,7 @@
 #include <mutex>
 #include <string>
 
+#include "broker/loop_wakeup.h"
 #include "broker/transport.h"
 #include "proto/mux.h"
 
@@ -92,7 +93,6 @@ class AgentLink : public proto::MuxDelegate {
   void OnWritable(uint32_t channel, uint32_t fd) override;
 
  private:
-  static void OnAsync(uv_async_t* handle) noexcept;
   static void OnIdle(uv_idle_t* handle) noexcept;
   void Drain();
   void Flush();
@@ -106,8 +106,8 @@ class AgentLink : public proto::MuxDelegate {
   // per-wake-up path.
   std::shared_ptr<spdlog::logger> log_;
   proto::Mux mux_;
-  uv_async_t* async_ = nullptr;  // these two are freed in their close callbacks
-  uv_idle_t* idle_ = nullptr;    // runs Flush on the next loop turn
+  LoopWakeup wake_;             // the transport thread has input: Drain
+  uv_idle_t* idle_ = nullptr;  // runs Flush on the next loop turn; freed on close
 
   // Filled by the transport thread, drained on the loop thread.
   std::mutex inbox_mu_;

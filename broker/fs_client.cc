@@ -32,37 +32,82 @@ uint64_t* HandleOf(proto::FsOpRequest& request) {
 
 FsClient::FsClient(uv_loop_t* loop, AgentLink* link)
     : loop_(loop), link_(link), log_(Log("fuse")) {
-  async_ = new uv_async_t;
-  uv_async_init(loop_, async_, &FsClient::OnAsync);
-  async_->data = this;
-  link_->SetBeforeExec([this] { SendQueued(); });
+  if (Status s = wake_.Start(loop_, [this] { SendQueued(false); }); !s.ok()) {
+    log_->error("workspace: {}", s.error().message());
+  }
+  later_timer_ = new uv_timer_t;
+  uv_timer_init(loop_, later_timer_);
+  later_timer_->data = this;
+  link_->SetBeforeExec([this] { SendQueued(true); });
 }
 
 FsClient::~FsClient() { Close(); }
 
 void FsClient::Submit(proto::FsOpRequest request, Done done) {
+  Queue({std::move(request), std::move(done)}, true);
+}
+
+void FsClient::SubmitLater(proto::FsOpRequest request, Done done) {
+  Queue({std::move(request), std::move(done)}, false);
+}
+
+void FsClient::Queue(Pending p, bool urgent) {
+  bool wake = false;
+  {
+    std::unique_lock lock(mu_);
+    if (closed_) {
+      lock.unlock();
+      return p.done(proto::MakeFsError(0, EIO));
+    }
+    if (auto* w = std::get_if<proto::FsWriteRequest>(&p.request); w && !urgent) {
+      later_bytes_ += w->data.size();
+      urgent = later_bytes_ >= kLaterBytes;
+    }
+    queue_.push_back(std::move(p));
+    urgent_ = urgent_ || urgent;
+    // One wake-up sends the whole batch. A held request needs one too (the
+    // loop arms the timer), unless the timer runs already.
+    if (!wake_pending_ && (urgent || !timer_armed_)) wake = wake_pending_ = true;
+  }
+  if (wake) wake_.Wake();
+}
+
+void FsClient::SendNow() {
+  bool wake = false;
   {
     std::lock_guard lock(mu_);
-    if (!closed_) {
-      queue_.push_back({std::move(request), std::move(done)});
-      // One wake-up sends the whole batch; uv_async_send coalesces.
-      if (queue_.size() == 1) uv_async_send(async_);
-      return;
-    }
+    if (closed_ || queue_.empty()) return;
+    urgent_ = true;
+    if (!wake_pending_) wake = wake_pending_ = true;
   }
-  done(proto::MakeFsError(0, EIO));
+  if (wake) wake_.Wake();
 }
 
-void FsClient::OnAsync(uv_async_t* h) noexcept {
-  auto* self = static_cast<FsClient*>(h->data);
-  if (self != nullptr) self->SendQueued();
-}
-
-void FsClient::SendQueued() {
+void FsClient::SendQueued(bool force) {
   std::deque<Pending> batch;
   {
     std::lock_guard lock(mu_);
+    wake_pending_ = false;
+    if (closed_) return;
+    if (!urgent_ && !force && !queue_.empty()) {
+      if (!timer_armed_) {
+        timer_armed_ = true;
+        uv_timer_start(
+            later_timer_,
+            [](uv_timer_t* t) noexcept {
+              if (auto* self = static_cast<FsClient*>(t->data)) self->SendQueued(true);
+            },
+            kLaterDelay.count(), 0);
+      }
+      return;
+    }
     batch.swap(queue_);
+    urgent_ = false;
+    later_bytes_ = 0;
+    if (timer_armed_) {
+      timer_armed_ = false;
+      uv_timer_stop(later_timer_);
+    }
   }
   for (auto& p : batch) {
     if (log_->should_log(spdlog::level::trace)) {
@@ -97,10 +142,13 @@ void FsClient::SendQueued() {
 void FsClient::SetLink(AgentLink* link) {
   link_ = link;
   ++generation_;
-  link_->SetBeforeExec([this] { SendQueued(); });
+  link_->SetBeforeExec([this] { SendQueued(true); });
 }
 
 void FsClient::Close() {
+  // What SubmitLater holds still goes (a RELEASE, a write-behind of an mmap);
+  // only the answers are dropped.
+  SendQueued(true);
   std::deque<Pending> dropped;
   {
     std::lock_guard lock(mu_);
@@ -110,10 +158,11 @@ void FsClient::Close() {
   }
   *open_ = false;
   link_->SetBeforeExec(nullptr);
-  async_->data = nullptr;
-  uv_close(reinterpret_cast<uv_handle_t*>(async_),
-           [](uv_handle_t* h) noexcept { delete reinterpret_cast<uv_async_t*>(h); });
-  async_ = nullptr;
+  wake_.Close();
+  later_timer_->data = nullptr;
+  uv_close(reinterpret_cast<uv_handle_t*>(later_timer_),
+           [](uv_handle_t* h) noexcept { delete reinterpret_cast<uv_timer_t*>(h); });
+  later_timer_ = nullptr;
 }
 
 }  // namespace mproxy::broker

@@ -6,11 +6,13 @@
 
 #include <uv.h>
 
+#include <chrono>
 #include <deque>
 #include <mutex>
 #include <utility>
 
 #include "broker/agent_link.h"
+#include "broker/loop_wakeup.h"
 #include "fuse/workspace_fs.h"
 
 namespace mproxy::broker {
@@ -26,6 +28,11 @@ class FsClient : public fuse::FsBackend {
   FsClient& operator=(const FsClient&) = delete;
 
   void Submit(proto::FsOpRequest request, Done done) override;
+  // Held until the next Submit, an Exec, SendNow(), kLaterBytes of them, or
+  // kLaterDelay: a RELEASE or a write-behind then shares the remote side's
+  // wake-up with the request that follows it.
+  void SubmitLater(proto::FsOpRequest request, Done done) override;
+  void SendNow() override;
 
   // Loop thread. Later requests go to `link`. Handles are tagged with the
   // link they were opened on (in bits 40 and up, the agent's own ids stay
@@ -34,9 +41,9 @@ class FsClient : public fuse::FsBackend {
   // never opened it and may have given the same id to another file.
   void SetLink(AgentLink* link);
 
-  // Loop thread. Callbacks of requests still in flight are dropped (their
-  // FUSE requests end when the mount goes away); later Submits get EIO at
-  // once.
+  // Loop thread. Sends what SubmitLater still holds; callbacks of requests
+  // in flight are dropped (their FUSE requests end when the mount goes
+  // away); later Submits get EIO at once.
   void Close();
 
  private:
@@ -44,19 +51,29 @@ class FsClient : public fuse::FsBackend {
     proto::FsOpRequest request;
     Done done;
   };
-  static void OnAsync(uv_async_t* h) noexcept;
-  void SendQueued();
+  static constexpr auto kLaterDelay = std::chrono::milliseconds(1);
+  static constexpr size_t kLaterBytes = 256 * 1024;
+  // Queues `p`; `urgent`: it is to leave at once, with everything before it.
+  void Queue(Pending p, bool urgent);
+  // Loop thread. Sends the queue, unless it holds only SubmitLater requests
+  // and `force` is false: then the timer sends them after kLaterDelay.
+  void SendQueued(bool force);
 
   uv_loop_t* loop_;
   AgentLink* link_;
   uint64_t generation_ = 0;  // links replaced so far
   std::shared_ptr<spdlog::logger> log_;
-  uv_async_t* async_ = nullptr;  // freed in its close callback
+  LoopWakeup wake_;                    // runs SendQueued(false)
+  uv_timer_t* later_timer_ = nullptr;  // freed in its close callback
   // Bumped by Close(): replies to requests sent before are dropped.
   std::shared_ptr<bool> open_ = std::make_shared<bool>(true);
 
-  std::mutex mu_;  // guards queue_ and closed_; leaf lock
+  std::mutex mu_;  // guards what follows; leaf lock
   std::deque<Pending> queue_;
+  bool urgent_ = false;       // queue_ holds a request that is to leave now
+  size_t later_bytes_ = 0;    // WRITE data among the held requests
+  bool wake_pending_ = false; // wake_ woken, the loop has not taken it yet
+  bool timer_armed_ = false;  // the loop holds queue_ until later_timer_
   bool closed_ = false;
 };
 

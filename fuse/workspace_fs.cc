@@ -349,11 +349,11 @@ void WorkspaceFs::ReplyAttr(fuse_req_t req, fuse_ino_t ino, const proto::FsAttr&
 }
 
 void WorkspaceFs::ReleaseRemote(uint64_t fh) {
-  o_.backend->Submit(proto::FsReleaseRequest{fh}, [](proto::FsReply) {});
+  o_.backend->SubmitLater(proto::FsReleaseRequest{fh}, [](proto::FsReply) {});
 }
 
 void WorkspaceFs::ReleaseRemoteDir(uint64_t fh) {
-  o_.backend->Submit(proto::FsReleasedirRequest{fh}, [](proto::FsReply) {});
+  o_.backend->SubmitLater(proto::FsReleasedirRequest{fh}, [](proto::FsReply) {});
 }
 
 void WorkspaceFs::EntryKnown(fuse_ino_t parent, const std::string& name,
@@ -815,14 +815,20 @@ void WorkspaceFs::BehindDone(uint64_t fh, size_t size, int error) {
 
 void WorkspaceFs::AfterWrites(uint64_t fh, std::function<void(int)> then) {
   int report = 0;
+  bool send_now = false;
   {
     std::lock_guard lock(behind_mu_);
     auto it = behind_.find(fh);
     if (it != behind_.end()) {
-      if (it->second.pending != 0) return it->second.waiters.push_back(std::move(then));
-      report = std::exchange(it->second.error, 0);
+      if (it->second.pending != 0) {
+        it->second.waiters.push_back(std::move(then));
+        send_now = true;
+      } else {
+        report = std::exchange(it->second.error, 0);
+      }
     }
   }
+  if (send_now) return o_.backend->SendNow();
   then(report);
 }
 
@@ -847,7 +853,7 @@ void WorkspaceFs::Write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t 
     r.ordered = true;
     fs->NodeChanged(ino);
     fs->OthersChanged(ino, true);
-    fs->o_.backend->Submit(std::move(r), [fs, ino, fh = fi->fh, size](proto::FsReply reply) {
+    fs->o_.backend->SubmitLater(std::move(r), [fs, ino, fh = fi->fh, size](proto::FsReply reply) {
       auto w = proto::ParseFsReplyFor<proto::FsWriteRequest>(reply);
       int error = w ? 0 : proto::FsErrno(w.error());
       // A short ordered write is a failure (the agent says which).

@@ -36,6 +36,15 @@ class FsBackend {
   // once). A backend being destroyed may drop callbacks instead: the
   // Workspace using it is stopped first.
   virtual void Submit(proto::FsOpRequest request, Done done) = 0;
+  // Submit for a request nobody waits on (a RELEASE, a write-behind): it may
+  // wait a moment (about a millisecond) to travel with the next request,
+  // which saves the remote side a wake-up of its own.
+  virtual void SubmitLater(proto::FsOpRequest request, Done done) {
+    Submit(std::move(request), std::move(done));
+  }
+  // Somebody waits on what SubmitLater queued after all (a close waiting for
+  // its writes): send it now.
+  virtual void SendNow() {}
 };
 
 // How file owners are shown.
