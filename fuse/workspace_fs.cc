@@ -683,6 +683,9 @@ void WorkspaceFs::Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexc
     r.read_ahead = kOpenReadAhead;
   }
   fuse_file_info info = *fi;
+  // A descriptor that cannot write has nothing for FLUSH to wait for or
+  // report: its close() makes no round trip into this process.
+  if ((fi->flags & O_ACCMODE) == O_RDONLY) info.noflush = 1;
   fs->Call(req, std::move(r), [fs, req, ino, info](proto::FsOpenReply o) mutable {
     info.fh = o.fh;
     if (o.read_ahead_done) {
