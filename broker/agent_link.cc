@@ -312,6 +312,10 @@ void AgentLink::SendFs(proto::FsRequest request, std::function<void(proto::FsRep
     return done(proto::MakeFsError(id, EIO));
   }
   fs_requests_[id] = std::move(done);
+  // A burst of write-behind (up to 8 MiB) must not wait here for the next
+  // loop turn: past kMaxControlBacklog the mux takes the agent for one that
+  // stopped reading. Flush calls no handler, so it is safe from here.
+  if (mux_.ControlBacklog() >= kFsFlushBacklog) return Flush();
   ScheduleFlush();
 }
 

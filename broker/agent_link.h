@@ -96,6 +96,9 @@ class AgentLink : public proto::MuxDelegate {
   static void OnIdle(uv_idle_t* handle) noexcept;
   void Drain();
   void Flush();
+  // File operations queued in the mux past this are handed to the stream at
+  // once (SendFs).
+  static constexpr size_t kFsFlushBacklog = 1024 * 1024;
   void ScheduleFlush();
   void Fail(const Status& why);
 

@@ -106,8 +106,20 @@ Status Workspaces::Mount(const std::vector<broker::Mount>& mappings, const Works
     o.local_uid = geteuid();
     o.local_gid = getegid();
     o.logger = Log("fuse");
+    // Its callbacks never block, and this thread never touches the mount
+    // (files of the workspace that a command is handed are pumped on other
+    // threads): the loop can serve it.
+    o.threads = 0;
     auto w = fuse::Workspace::Mount(std::move(o));
     if (!w) return w.error();
+    auto* poll = new uv_poll_t;
+    if (int rc = uv_poll_init(loop_, poll, (*w)->fuse_fd()); rc < 0) {
+      delete poll;
+      return Error(std::string("workspace: watching /dev/fuse: ") + uv_strerror(rc));
+    }
+    poll->data = w->get();
+    uv_poll_start(poll, UV_READABLE, &Workspaces::OnFuseReadable);
+    fuse_polls_.push_back(poll);
     Log("session")->debug("workspace: {} on {} at {} (shown at {})", m.remote, host_label_, mnt,
                           m.local);
     mounts_.push_back(std::move(*w));
@@ -188,8 +200,21 @@ void Workspaces::SetLink(AgentLink* link) {
   client_->SetLink(link);
 }
 
+void Workspaces::OnFuseReadable(uv_poll_t* h, int status, int /*events*/) noexcept {
+  auto* w = static_cast<fuse::Workspace*>(h->data);
+  // A bounded batch, so commands' streams keep moving under a flood of file
+  // operations; the poll is level-triggered and comes back for the rest.
+  if (w == nullptr || status < 0 || !w->ServeReady(64)) uv_poll_stop(h);
+}
+
 void Workspaces::Close() {
   if (async_ == nullptr) return;
+  for (uv_poll_t* poll : fuse_polls_) {
+    poll->data = nullptr;
+    uv_close(reinterpret_cast<uv_handle_t*>(poll),
+             [](uv_handle_t* h) noexcept { delete reinterpret_cast<uv_poll_t*>(h); });
+  }
+  fuse_polls_.clear();
   client_->Close();
   // Unmounting runs the markers of revalidations still queued.
   mounts_.clear();

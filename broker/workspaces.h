@@ -75,6 +75,11 @@ class Workspaces {
   std::string host_label_;
   std::unique_ptr<FsClient> client_;
   std::vector<std::unique_ptr<fuse::Workspace>> mounts_;
+  // The loop serves each mount's /dev/fuse itself (no FUSE worker threads:
+  // a request reaches the loop, which sends it on, without a thread wake-up
+  // in between). One per mount, freed in their close callbacks.
+  std::vector<uv_poll_t*> fuse_polls_;
+  static void OnFuseReadable(uv_poll_t* h, int status, int events) noexcept;
   std::vector<std::string> locals_;       // where each of mounts_ is shown
   std::vector<std::string> mountpoints_;  // removed after unmounting
   uv_async_t* async_ = nullptr;           // freed in its close callback

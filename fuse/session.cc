@@ -262,8 +262,7 @@ Result<std::unique_ptr<FuseSession>> FuseSession::Start(
     return Error::FromErrno("fuse " + mnt + ": eventfd", err);
   }
   try {
-    unsigned n = std::max(1u, session->options_.threads);
-    for (unsigned i = 0; i < n; ++i) {
+    for (unsigned i = 0; i < session->options_.threads; ++i) {
       session->workers_.emplace_back([s = session.get()] { s->WorkerMain(); });
     }
     session->notifier_thread_ =
@@ -303,6 +302,25 @@ void FuseSession::WorkerMain() {
     t_init_unique = 0;
   }
   free(buf.mem);
+}
+
+int FuseSession::fd() const { return se_ != nullptr ? fuse_session_fd(se_) : -1; }
+
+bool FuseSession::ServeReady(unsigned max_requests) {
+  for (unsigned i = 0; i < max_requests; ++i) {
+    if (se_ == nullptr || stopping()) return false;
+    int res = fuse_session_receive_buf(se_, &owner_buf_);
+    if (res == -EAGAIN || res == -EINTR) return true;
+    if (res == 0) return false;  // unmounted from outside or aborted (ENODEV)
+    if (res < 0) {
+      log_->error("fuse {}: reading /dev/fuse: {}", options_.mountpoint, strerror(-res));
+      return false;
+    }
+    NoteInit(owner_buf_);
+    fuse_session_process_buf(se_, &owner_buf_);
+    t_init_unique = 0;
+  }
+  return true;  // more may wait: the loop comes back (level-triggered)
 }
 
 void FuseSession::NoteInit(const fuse_buf& buf) const {
@@ -444,6 +462,8 @@ void FuseSession::Stop() {
   }
   for (auto& w : workers_) w.join();
   workers_.clear();
+  free(owner_buf_.mem);
+  owner_buf_.mem = nullptr;
   if (se_ == nullptr) return;
   fuse_session_exit(se_);
   // Closes /dev/fuse (users of a still-busy, detached mount then get

@@ -43,7 +43,10 @@ struct SessionOptions {
   // "default_permissions", "fsname=x").
   std::vector<std::string> mount_options;
   // Worker threads serving requests (a callback that blocks, such as a
-  // refresh, ties up one of them).
+  // refresh, ties up one of them). 0: none; the owner's thread serves them
+  // with ServeReady() whenever fd() is readable (an event loop that already
+  // runs the filesystem's replies saves a thread wake-up per request). Its
+  // callbacks must never block, and that thread must never touch the mount.
   unsigned threads = 4;
   // Tell the kernel that the filesystem clears set-id bits itself on write,
   // truncate and chown (FUSE_HANDLE_KILLPRIV), where the kernel offers it.
@@ -116,6 +119,12 @@ class FuseSession {
 
   const std::string& mountpoint() const { return options_.mountpoint; }
 
+  // With threads = 0, on the owner's thread: /dev/fuse (non-blocking), and
+  // serving up to `max_requests` of the requests waiting on it. Returns
+  // false once the session has ended (unmounted from outside, or Stop()).
+  int fd() const;
+  bool ServeReady(unsigned max_requests);
+
  private:
   struct Invalidation {
     fuse_ino_t ino = 0;
@@ -140,6 +149,7 @@ class FuseSession {
   bool stopped_ = false;  // owner thread only
 
   std::vector<std::thread> workers_;
+  fuse_buf owner_buf_{};  // ServeReady()'s, owner thread only
 
   std::thread notifier_thread_;
   // Guards queue_ and notifier_stop_; leaf lock, never held across a kernel

@@ -1286,5 +1286,7 @@ void Workspace::Revalidate(std::function<void()> done) { fs_->Revalidate(std::mo
 
 const std::string& Workspace::mountpoint() const { return fs_->options().mountpoint; }
 const std::string& Workspace::remote_root() const { return fs_->options().remote_root; }
+int Workspace::fuse_fd() const { return session_->fd(); }
+bool Workspace::ServeReady(unsigned max_requests) { return session_->ServeReady(max_requests); }
 
 }  // namespace mproxy::fuse

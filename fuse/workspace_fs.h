@@ -85,7 +85,9 @@ struct WorkspaceOptions {
   std::chrono::milliseconds entry_timeout{5000};
   std::chrono::milliseconds negative_timeout{5000};
   std::chrono::milliseconds attr_timeout{5000};
-  unsigned threads = 2;  // FUSE workers: they only queue requests, never wait
+  // FUSE workers: they only queue requests, never wait. 0: none, the
+  // owner's event loop serves the mount (Workspace::ServeReady).
+  unsigned threads = 2;
   std::shared_ptr<spdlog::logger> logger;
 };
 
@@ -110,6 +112,10 @@ class Workspace {
 
   const std::string& mountpoint() const;
   const std::string& remote_root() const;
+
+  // With WorkspaceOptions::threads = 0: see FuseSession::fd and ServeReady.
+  int fuse_fd() const;
+  bool ServeReady(unsigned max_requests);
 
  private:
   Workspace() = default;
