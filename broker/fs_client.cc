@@ -2,6 +2,7 @@
 #include "broker/fs_client.h"
 
 #include <cerrno>
+#include <thread>
 
 #include "broker/logging.h"
 
@@ -31,7 +32,7 @@ uint64_t* HandleOf(proto::FsOpRequest& request) {
 }  // namespace
 
 FsClient::FsClient(uv_loop_t* loop, AgentLink* link)
-    : loop_(loop), link_(link), log_(Log("fuse")) {
+    : loop_(loop), loop_thread_(std::this_thread::get_id()), link_(link), log_(Log("fuse")) {
   if (Status s = wake_.Start(loop_, [this] { SendQueued(false); }); !s.ok()) {
     log_->error("workspace: {}", s.error().message());
   }
@@ -52,6 +53,9 @@ void FsClient::SubmitLater(proto::FsOpRequest request, Done done) {
 }
 
 void FsClient::Queue(Pending p, bool urgent) {
+  // The loop itself (which serves the workspace's FUSE requests) sends at
+  // once, without waking itself through the eventfd.
+  const bool on_loop = std::this_thread::get_id() == loop_thread_;
   bool wake = false;
   {
     std::unique_lock lock(mu_);
@@ -67,8 +71,9 @@ void FsClient::Queue(Pending p, bool urgent) {
     urgent_ = urgent_ || urgent;
     // One wake-up sends the whole batch. A held request needs one too (the
     // loop arms the timer), unless the timer runs already.
-    if (!wake_pending_ && (urgent || !timer_armed_)) wake = wake_pending_ = true;
+    if (!on_loop && !wake_pending_ && (urgent || !timer_armed_)) wake = wake_pending_ = true;
   }
+  if (on_loop) return SendQueued(false);
   if (wake) wake_.Wake();
 }
 
@@ -84,11 +89,33 @@ void FsClient::SendNow() {
 }
 
 void FsClient::SendQueued(bool force) {
+  // A reply handled inside this call (EIO at once) may queue more: that is
+  // sent after this batch, in order, not from inside it.
+  if (sending_) {
+    resend_ = resend_ || force;
+    resend_pending_ = true;
+    return;
+  }
+  sending_ = true;
+  SendBatches(force);
+  sending_ = false;
+}
+
+void FsClient::SendBatches(bool force) {
+  for (;;) {
+    resend_pending_ = false;
+    resend_ = false;
+    if (!SendBatch(force) || !resend_pending_) return;
+    force = resend_;
+  }
+}
+
+bool FsClient::SendBatch(bool force) {
   std::deque<Pending> batch;
   {
     std::lock_guard lock(mu_);
     wake_pending_ = false;
-    if (closed_) return;
+    if (closed_) return false;
     if (!urgent_ && !force && !queue_.empty()) {
       if (!timer_armed_) {
         timer_armed_ = true;
@@ -99,7 +126,7 @@ void FsClient::SendQueued(bool force) {
             },
             kLaterDelay.count(), 0);
       }
-      return;
+      return false;
     }
     batch.swap(queue_);
     urgent_ = false;
@@ -137,6 +164,7 @@ void FsClient::SendQueued(bool force) {
       done(std::move(r));
     });
   }
+  return true;
 }
 
 void FsClient::SetLink(AgentLink* link) {

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <deque>
 #include <mutex>
+#include <thread>
 #include <utility>
 
 #include "broker/agent_link.h"
@@ -58,8 +59,15 @@ class FsClient : public fuse::FsBackend {
   // Loop thread. Sends the queue, unless it holds only SubmitLater requests
   // and `force` is false: then the timer sends them after kLaterDelay.
   void SendQueued(bool force);
+  void SendBatches(bool force);
+  // One batch of the queue; false when nothing was sent (held, or closed).
+  bool SendBatch(bool force);
+  bool sending_ = false;         // loop thread: inside SendQueued
+  bool resend_pending_ = false;  // SendQueued was called meanwhile
+  bool resend_ = false;          // ... with force
 
   uv_loop_t* loop_;
+  std::thread::id loop_thread_;  // the constructor's
   AgentLink* link_;
   uint64_t generation_ = 0;  // links replaced so far
   std::shared_ptr<spdlog::logger> log_;
