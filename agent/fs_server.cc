@@ -94,19 +94,22 @@ void FsServer::Handle(proto::FsRequest&& req) {
     return;
   }
   auto* write = std::get_if<proto::FsWriteRequest>(&*parsed);
-  if ((write != nullptr && write->ordered) || (quick_inline_ && Quick(*parsed))) {
-    // An ordered write must run before whatever arrives next. A quick one
-    // costs less here than the two thread wake-ups of the pool, which are
-    // most of a round trip's time on the agent's side.
-    RunHere(id, *parsed);
-    return;
-  }
-  size_t cost = CostOf(*parsed);
+  const bool here = (write != nullptr && write->ordered) || (quick_inline_ && Quick(*parsed));
+  // What runs here holds no bytes once it has run, but its reply may wait
+  // for output room: it counts against the number of requests in flight.
+  size_t cost = here ? 0 : CostOf(*parsed);
   if (in_flight() >= proto::kFsMaxInFlight ||
       in_flight_bytes_ + cost > proto::kFsMaxInFlightBytes) {
     Logf(LogLevel::kWarn, "FsRequest %llu (%s): %zu requests in flight, refused with EAGAIN",
          static_cast<unsigned long long>(id), proto::FsOpName(op_number), in_flight());
     reply_(proto::MakeFsError(id, EAGAIN));
+    return;
+  }
+  if (here) {
+    // An ordered write must run before whatever arrives next. A quick one
+    // costs less here than the two thread wake-ups of the pool, which are
+    // most of a round trip's time on the agent's side.
+    RunHere(id, *parsed);
     return;
   }
   auto w = std::make_unique<Work>();

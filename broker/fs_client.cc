@@ -78,13 +78,15 @@ void FsClient::Queue(Pending p, bool urgent) {
 }
 
 void FsClient::SendNow() {
+  const bool on_loop = std::this_thread::get_id() == loop_thread_;
   bool wake = false;
   {
     std::lock_guard lock(mu_);
     if (closed_ || queue_.empty()) return;
     urgent_ = true;
-    if (!wake_pending_) wake = wake_pending_ = true;
+    if (!on_loop && !wake_pending_) wake = wake_pending_ = true;
   }
+  if (on_loop) return SendQueued(false);
   if (wake) wake_.Wake();
 }
 
