@@ -196,21 +196,9 @@ class LayerParser {
       if (k == "mount") {
         s = Bool(value, "workspace.mount", &layer_.workspace_mount);
       } else if (k == "owner") {
-        const char* expected = "\"local\" or \"remote\"";
-        auto v = String(value, "workspace.owner", expected);
-        if (!v.ok()) return v.error();
-        if (*v != "local" && *v != "remote") {
-          return Fail(std::string("'workspace.owner' must be ") + expected);
-        }
-        layer_.workspace_owner_local = *v == "local";
+        s = EitherOr(value, "workspace.owner", "local", "remote", &layer_.workspace_owner_local);
       } else if (k == "xattrs") {
-        const char* expected = "\"user\" or \"all\"";
-        auto v = String(value, "workspace.xattrs", expected);
-        if (!v.ok()) return v.error();
-        if (*v != "user" && *v != "all") {
-          return Fail(std::string("'workspace.xattrs' must be ") + expected);
-        }
-        layer_.workspace_xattrs_all = *v == "all";
+        s = EitherOr(value, "workspace.xattrs", "all", "user", &layer_.workspace_xattrs_all);
       } else {
         return Unknown("workspace." + QuoteKey(k));
       }
@@ -262,6 +250,17 @@ class LayerParser {
     if (!s.ok()) return s.error();
     if (s->empty() && !allow_empty) return Fail("'" + key + "' must be a non-empty path");
     *out = ExpandHome(*s, home_);
+    return Ok();
+  }
+
+  // A string that is `yes` (*out = true) or `no` (false).
+  Status EitherOr(const toml::node& node, const std::string& key, const std::string& yes,
+                  const std::string& no, std::optional<bool>* out) {
+    const std::string expected = "\"" + yes + "\" or \"" + no + "\"";
+    auto v = String(node, key, expected);
+    if (!v.ok()) return v.error();
+    if (*v != yes && *v != no) return Fail("'" + key + "' must be " + expected);
+    *out = *v == yes;
     return Ok();
   }
 

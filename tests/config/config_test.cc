@@ -169,7 +169,7 @@ TEST_CASE("values of the wrong type or range say what is expected", "[config]") 
   CHECK(ErrorOf("workspace.owner = \"me\"") ==
         f + "'workspace.owner' must be \"local\" or \"remote\"");
   CHECK(ErrorOf("workspace.xattrs = \"none\"") ==
-        f + "'workspace.xattrs' must be \"user\" or \"all\"");
+        f + "'workspace.xattrs' must be \"all\" or \"user\"");
   CHECK(ErrorOf("path_injection = \"first\"") ==
         f + "'path_injection' must be \"prepend\", \"append\" or \"off\"");
   CHECK(ErrorOf("env = 1") == f + "'env' must be a table with 'keep' and 'remove'");
