@@ -68,6 +68,9 @@ echo
 echo "# One command, as with ssh:"
 run exec "${conn[@]}" "$host" -- sh -c 'echo "I am $(id -un) in $PWD"; exit 42'
 echo "\$ mproxy paths $host | head -5"
-"$mproxy" paths "${conn[@]}" "$host" | head -5
+# Not a pipe: under pipefail, head leaving early fails mproxy's write (EPIPE)
+# and the script with it once the list outgrows the pipe buffer.
+paths="$("$mproxy" paths "${conn[@]}" "$host")"
+head -5 <<<"$paths"
 echo
 echo "# Interactive: scripts/try.sh ${1:-} -- bash   (then try vim, top, make ...)"
