@@ -288,20 +288,24 @@ void FuseSession::WorkerMain() {
       break;
     }
     if (fds[1].revents != 0) break;  // Stop()
-    // Several workers wake for one request; the losers see EAGAIN.
-    int res = fuse_session_receive_buf(se_, &buf);
-    if (res == -EAGAIN || res == -EINTR) continue;
-    if (res == 0) break;  // unmounted from outside or aborted (ENODEV)
-    if (res < 0) {
-      log_->error("fuse {}: reading /dev/fuse: {}", options_.mountpoint,
-                  strerror(-res));
-      break;
-    }
-    NoteInit(buf);
-    fuse_session_process_buf(se_, &buf);
-    t_init_unique = 0;
+    // Several workers wake for one request; the losers find none.
+    if (ServeOne(&buf) == Served::kEnded) break;
   }
   free(buf.mem);
+}
+
+FuseSession::Served FuseSession::ServeOne(fuse_buf* buf) {
+  int res = fuse_session_receive_buf(se_, buf);
+  if (res == -EAGAIN || res == -EINTR) return Served::kNone;
+  if (res == 0) return Served::kEnded;  // unmounted from outside or aborted (ENODEV)
+  if (res < 0) {
+    log_->error("fuse {}: reading /dev/fuse: {}", options_.mountpoint, strerror(-res));
+    return Served::kEnded;
+  }
+  NoteInit(*buf);
+  fuse_session_process_buf(se_, buf);
+  t_init_unique = 0;
+  return Served::kOne;
 }
 
 int FuseSession::fd() const { return se_ != nullptr ? fuse_session_fd(se_) : -1; }
@@ -309,16 +313,8 @@ int FuseSession::fd() const { return se_ != nullptr ? fuse_session_fd(se_) : -1;
 bool FuseSession::ServeReady(unsigned max_requests) {
   for (unsigned i = 0; i < max_requests; ++i) {
     if (se_ == nullptr || stopping()) return false;
-    int res = fuse_session_receive_buf(se_, &owner_buf_);
-    if (res == -EAGAIN || res == -EINTR) return true;
-    if (res == 0) return false;  // unmounted from outside or aborted (ENODEV)
-    if (res < 0) {
-      log_->error("fuse {}: reading /dev/fuse: {}", options_.mountpoint, strerror(-res));
-      return false;
-    }
-    NoteInit(owner_buf_);
-    fuse_session_process_buf(se_, &owner_buf_);
-    t_init_unique = 0;
+    Served s = ServeOne(&owner_buf_);
+    if (s != Served::kOne) return s == Served::kNone;
   }
   return true;  // more may wait: the loop comes back (level-triggered)
 }

@@ -136,6 +136,10 @@ class FuseSession {
 
   explicit FuseSession(SessionOptions options);
   void WorkerMain();
+  // Reads one request into `buf` and serves it: kNone when none was waiting,
+  // kEnded when the session is over (unmounted, aborted, a read error).
+  enum class Served { kOne, kNone, kEnded };
+  Served ServeOne(fuse_buf* buf);
   // Before `buf` is processed: when it is the INIT request, what its reply
   // must add (handed to the reply writer in session.cc, thread-locally).
   void NoteInit(const fuse_buf& buf) const;
