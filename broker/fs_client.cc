@@ -69,25 +69,22 @@ void FsClient::Queue(Pending p, bool urgent) {
     }
     queue_.push_back(std::move(p));
     urgent_ = urgent_ || urgent;
-    // One wake-up sends the whole batch. A held request needs one too (the
-    // loop arms the timer), unless the timer runs already.
-    if (!on_loop && !wake_pending_ && (urgent || !timer_armed_)) wake = wake_pending_ = true;
+    // A held request needs a wake-up too (the loop arms the timer), unless
+    // the timer runs already. LoopWakeup makes a batch of them one.
+    wake = !on_loop && (urgent || !timer_armed_);
   }
   if (on_loop) return SendQueued(false);
   if (wake) wake_.Wake();
 }
 
 void FsClient::SendNow() {
-  const bool on_loop = std::this_thread::get_id() == loop_thread_;
-  bool wake = false;
   {
     std::lock_guard lock(mu_);
     if (closed_ || queue_.empty()) return;
     urgent_ = true;
-    if (!on_loop && !wake_pending_) wake = wake_pending_ = true;
   }
-  if (on_loop) return SendQueued(false);
-  if (wake) wake_.Wake();
+  if (std::this_thread::get_id() == loop_thread_) return SendQueued(false);
+  wake_.Wake();
 }
 
 void FsClient::SendQueued(bool force) {
@@ -99,24 +96,19 @@ void FsClient::SendQueued(bool force) {
     return;
   }
   sending_ = true;
-  SendBatches(force);
-  sending_ = false;
-}
-
-void FsClient::SendBatches(bool force) {
   for (;;) {
     resend_pending_ = false;
     resend_ = false;
-    if (!SendBatch(force) || !resend_pending_) return;
+    if (!SendBatch(force) || !resend_pending_) break;
     force = resend_;
   }
+  sending_ = false;
 }
 
 bool FsClient::SendBatch(bool force) {
   std::deque<Pending> batch;
   {
     std::lock_guard lock(mu_);
-    wake_pending_ = false;
     if (closed_) return false;
     if (!urgent_ && !force && !queue_.empty()) {
       if (!timer_armed_) {

@@ -59,7 +59,6 @@ class FsClient : public fuse::FsBackend {
   // Loop thread. Sends the queue, unless it holds only SubmitLater requests
   // and `force` is false: then the timer sends them after kLaterDelay.
   void SendQueued(bool force);
-  void SendBatches(bool force);
   // One batch of the queue; false when nothing was sent (held, or closed).
   bool SendBatch(bool force);
   bool sending_ = false;         // loop thread: inside SendQueued
@@ -80,7 +79,6 @@ class FsClient : public fuse::FsBackend {
   std::deque<Pending> queue_;
   bool urgent_ = false;       // queue_ holds a request that is to leave now
   size_t later_bytes_ = 0;    // WRITE data among the held requests
-  bool wake_pending_ = false; // wake_ woken, the loop has not taken it yet
   bool timer_armed_ = false;  // the loop holds queue_ until later_timer_
   bool closed_ = false;
 };
