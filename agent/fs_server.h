@@ -87,9 +87,9 @@ class FsServer {
   FsOps ops_;
   std::unordered_set<Work*> works_;         // queued or running
   std::deque<std::unique_ptr<Work>> done_;  // finished, waiting for output room
-  size_t in_flight_bytes_ = 0;
-  bool quick_inline_ = true;  // metadata operations run on the loop
-  int slow_ops_ = 0;          // of them, those over kQuickLimit              // cost of works_ and done_
+  size_t in_flight_bytes_ = 0;  // cost of works_ and done_
+  bool quick_inline_ = true;    // metadata operations run on the loop
+  int slow_ops_ = 0;            // of them, those over kQuickLimit
   bool shut_down_ = false;
 };
 

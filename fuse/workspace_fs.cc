@@ -11,10 +11,10 @@
 #include <limits.h>
 
 #include <algorithm>
-#include <limits>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <limits>
 #include <mutex>
 #include <set>
 #include <unordered_map>
