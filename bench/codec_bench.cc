@@ -1,5 +1,7 @@
 // Codec and multiplexer throughput on one core: 64 KiB Data frames through
-// encode -> frame -> decode, small-frame rate, and bytes through a Mux pair.
+// encode -> frame -> decode, small-frame rate, directory listings (an FsReply
+// of 50 entries with attributes, as a tree walk receives them), and bytes
+// through a Mux pair.
 // Usage: codec_bench [--quick]   (prints one line per measurement)
 #include <algorithm>
 #include <chrono>
@@ -10,6 +12,7 @@
 #include <vector>
 
 #include "proto/codec.h"
+#include "proto/fs.h"
 #include "proto/frame.h"
 #include "proto/hello.h"
 #include "proto/mux.h"
@@ -64,6 +67,47 @@ double CodecRound(const Message& m, int batch, bool count_bytes) {
   return units;
 }
 
+// A listing of 50 files with every attribute set, as LISTDIR returns it.
+FsReply Listing() {
+  FsReaddirReply r;
+  for (int i = 0; i < 50; ++i) {
+    FsDirEntry& e = r.entries.emplace_back();
+    e.name = "f" + std::to_string(1000 + i) + ".txt";
+    e.offset = static_cast<uint64_t>(i + 1);
+    e.ino = 4000 + static_cast<uint64_t>(i);
+    e.type = 0100000;
+    FsAttr& a = e.attr.emplace();
+    a.ino = e.ino;
+    a.mode = 0100644;
+    a.nlink = 1;
+    a.uid = a.gid = 1000;
+    a.size = 24;
+    a.blocks = 8;
+    a.blksize = 4096;
+    a.atime = a.mtime = a.ctime = 1764000000;
+    a.atime_nsec = a.mtime_nsec = a.ctime_nsec = 123456789;
+    a.no_xattrs = true;
+  }
+  r.eof = true;
+  return MakeFsReply(7, std::move(r));
+}
+
+// Encode, frame, decode and parse one listing; returns its entries.
+double ListingRound(const FsReply& reply) {
+  static std::string buf;
+  static FrameDecoder dec;
+  buf.clear();
+  if (!EncodeFrame(reply, &buf).ok()) std::abort();
+  dec.Feed(buf);
+  auto f = dec.Next();
+  if (!f.ok() || !f->has_value()) std::abort();
+  auto msg = DecodeMessage(**f);
+  if (!msg.ok()) std::abort();
+  auto parsed = ParseFsReplyFor<FsListdirRequest>(std::get<FsReply>(*msg));
+  if (!parsed.ok()) std::abort();
+  return static_cast<double>(parsed->entries.size());
+}
+
 struct Reader : MuxDelegate {
   void OnHello(const Hello&, uint32_t) override {}
   void OnMessage(Message&&) override {}
@@ -95,6 +139,10 @@ int main(int argc, char** argv) {
   Window w{12, 1, 131072};
   double win_rate = Rate([&] { return CodecRound(w, 1024, false); }, secs, reps);
   std::printf("window_frames_per_s %.0f\n", win_rate);
+
+  FsReply listing = Listing();
+  double entries_rate = Rate([&] { return ListingRound(listing); }, secs, reps);
+  std::printf("listing_entries_per_s %.0f\n", entries_rate);
 
   // Whole mux path: Write -> TakeOutput -> Feed -> OnData -> Consume/Window.
   Reader ra, rb;

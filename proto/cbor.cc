@@ -11,13 +11,6 @@ namespace {
 // Each libcbor encoder writes at most 9 bytes of header.
 constexpr size_t kMaxHeader = 9;
 
-template <typename Fn>
-void AppendHeader(std::string* out, Fn fn) {
-  unsigned char buf[kMaxHeader];
-  size_t n = fn(buf, sizeof buf);
-  out->append(reinterpret_cast<const char*>(buf), n);
-}
-
 // Streaming-decoder callbacks: each fills the CborItem behind `ctx`.
 struct DecodeState {
   CborItem item;
@@ -114,49 +107,51 @@ const char* CborKindName(CborKind k) {
   return "?";
 }
 
-void CborWriter::Uint(uint64_t v) {
-  AppendHeader(out_, [v](unsigned char* b, size_t n) { return cbor_encode_uint(v, b, n); });
+void CborWriter::Head(unsigned major, uint64_t v) {
+  // RFC 8949 3.1: the argument in the initial byte below 24, else in the
+  // 1, 2, 4 or 8 big-endian bytes after it. Written here rather than by
+  // libcbor's encoders, which cost a call per byte.
+  unsigned char b[kMaxHeader];
+  size_t n;
+  const auto m = static_cast<unsigned char>(major << 5);
+  if (v < 24) {
+    b[0] = static_cast<unsigned char>(m | v);
+    n = 1;
+  } else {
+    int bytes = v <= 0xff ? 1 : v <= 0xffff ? 2 : v <= 0xffffffff ? 4 : 8;
+    b[0] = static_cast<unsigned char>(m | (bytes == 1 ? 24 : bytes == 2 ? 25 : bytes == 4 ? 26 : 27));
+    for (int i = 0; i < bytes; ++i) {
+      b[1 + i] = static_cast<unsigned char>(v >> (8 * (bytes - 1 - i)));
+    }
+    n = 1 + static_cast<size_t>(bytes);
+  }
+  out_->append(reinterpret_cast<const char*>(b), n);
 }
+
+void CborWriter::Uint(uint64_t v) { Head(0, v); }
 
 void CborWriter::Int(int64_t v) {
-  if (v >= 0) return Uint(static_cast<uint64_t>(v));
-  uint64_t neg = static_cast<uint64_t>(-(v + 1));
-  AppendHeader(out_, [neg](unsigned char* b, size_t n) { return cbor_encode_negint(neg, b, n); });
+  if (v >= 0) return Head(0, static_cast<uint64_t>(v));
+  Head(1, static_cast<uint64_t>(-(v + 1)));
 }
 
-void CborWriter::Bool(bool v) {
-  AppendHeader(out_, [v](unsigned char* b, size_t n) { return cbor_encode_bool(v, b, n); });
-}
+void CborWriter::Bool(bool v) { out_->push_back(static_cast<char>(v ? 0xf5 : 0xf4)); }
 
-void CborWriter::Null() {
-  AppendHeader(out_, [](unsigned char* b, size_t n) { return cbor_encode_null(b, n); });
-}
+void CborWriter::Null() { out_->push_back(static_cast<char>(0xf6)); }
 
 void CborWriter::Bytes(std::string_view v) {
-  AppendHeader(out_, [&v](unsigned char* b, size_t n) {
-    return cbor_encode_bytestring_start(v.size(), b, n);
-  });
+  Head(2, v.size());
   out_->append(v);
 }
 
 void CborWriter::Text(std::string_view v) {
-  AppendHeader(out_, [&v](unsigned char* b, size_t n) {
-    return cbor_encode_string_start(v.size(), b, n);
-  });
+  Head(3, v.size());
   out_->append(v);
 }
 
-void CborWriter::ArrayHeader(uint64_t count) {
-  AppendHeader(out_, [count](unsigned char* b, size_t n) {
-    return cbor_encode_array_start(count, b, n);
-  });
-}
+void CborWriter::ArrayHeader(uint64_t count) { Head(4, count); }
 
-void CborWriter::MapHeader(uint64_t count) {
-  AppendHeader(out_, [count](unsigned char* b, size_t n) {
-    return cbor_encode_map_start(count, b, n);
-  });
-}
+void CborWriter::MapHeader(uint64_t count) { Head(5, count); }
 
 Result<CborItem> CborReader::Next() {
   item_start_ = pos_;

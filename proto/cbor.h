@@ -1,6 +1,8 @@
-// A minimal CBOR writer and pull reader over libcbor's allocation-free
-// encoders and streaming decoder. Only definite-length items are produced or
-// accepted: the protocol never needs the indefinite forms.
+// A minimal CBOR writer and pull reader. The writer and the reader's common
+// items (integers, strings, arrays, maps) are done here; the reader leaves the
+// rest to libcbor's streaming decoder, and the tests check both against
+// libcbor. Only definite-length items are produced or accepted: the protocol
+// never needs the indefinite forms.
 #pragma once
 
 #include <cstddef>
@@ -27,6 +29,8 @@ class CborWriter {
   void MapHeader(uint64_t n);
 
  private:
+  void Head(unsigned major, uint64_t v);  // an item's initial byte and argument
+
   std::string* out_;
 };
 

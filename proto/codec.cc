@@ -153,6 +153,24 @@ Status DecodeFsFields(CborReader& r, FsFields& out) {
   return Ok();
 }
 
+// One member of a record, whose key came with bit `bit` of `seen`.
+template <typename M>
+Status DecodeField(CborReader& r, M& member, const char* name, uint64_t bit, uint64_t& seen,
+                   int depth) {
+  if (seen & bit) return Error(std::string("field '") + name + "' appears twice");
+  seen |= bit;
+  Status st;
+  if constexpr (IsOptional<M>::value) {
+    typename M::value_type v{};
+    st = DecodeValue(r, v, depth + 1);
+    if (st) member = std::move(v);
+  } else {
+    st = DecodeValue(r, member, depth + 1);
+  }
+  if (!st) return st.error().Wrap(std::string("field '") + name + "'");
+  return st;
+}
+
 template <typename T>
 Status DecodeRecord(CborReader& r, T& out, int depth) {
   auto n = r.ReadMapHeader();
@@ -165,24 +183,15 @@ Status DecodeRecord(CborReader& r, T& out, int depth) {
     Status st;
     if (key->kind == CborKind::kUint) {
       int index = 0;
-      auto decode = [&](uint64_t k, const char* name, auto& member, unsigned) {
+      // Inlined into Fields, the key comparisons become a switch; only the
+      // matching member's DecodeField runs (a record of 16 fields had made
+      // 256 calls).
+      auto decode = [&](uint64_t k, const char* name, auto& member,
+                        unsigned) __attribute__((always_inline)) {
         int bit = index++;
         if (matched || k != key->u) return;
         matched = true;
-        if (seen & (uint64_t{1} << bit)) {
-          st = Error(std::string("field '") + name + "' appears twice");
-          return;
-        }
-        seen |= uint64_t{1} << bit;
-        using M = std::decay_t<decltype(member)>;
-        if constexpr (IsOptional<M>::value) {
-          typename M::value_type v{};
-          st = DecodeValue(r, v, depth + 1);
-          if (st) member = std::move(v);
-        } else {
-          st = DecodeValue(r, member, depth + 1);
-        }
-        if (!st) st = st.error().Wrap(std::string("field '") + name + "'");
+        st = DecodeField(r, member, name, uint64_t{1} << bit, seen, depth);
       };
       T::Fields(out, decode);
     }
@@ -191,7 +200,7 @@ Status DecodeRecord(CborReader& r, T& out, int depth) {
   }
   int index = 0;
   Status missing;
-  auto check = [&](uint64_t, const char* name, auto&, unsigned flags) {
+  auto check = [&](uint64_t, const char* name, auto&, unsigned flags) __attribute__((always_inline)) {
     int bit = index++;
     if (missing && (flags & kRequired) && !(seen & (uint64_t{1} << bit))) {
       missing = Error(std::string("missing required field '") + name + "'");

@@ -4,7 +4,10 @@
 #include <cbor.h>
 
 #include <catch2/catch.hpp>
+#include <algorithm>
 #include <limits>
+#include <string>
+#include <vector>
 
 using mproxy::proto::CborKind;
 using mproxy::proto::CborReader;
@@ -151,4 +154,59 @@ TEST_CASE("every integer and string header decodes as libcbor decodes it", "[pro
       cbor_decref(&item);
     }
   }
+}
+
+// CborWriter writes headers itself: for arguments at and around every
+// width's limits it must write the bytes libcbor's encoders write.
+TEST_CASE("every header CborWriter writes is the one libcbor's encoders write", "[proto]") {
+  std::vector<uint64_t> values;
+  for (uint64_t limit : {uint64_t{0}, uint64_t{23}, uint64_t{0xff}, uint64_t{0xffff},
+                         uint64_t{0xffffffff}}) {
+    for (uint64_t d = 0; d < 3; ++d) {
+      values.push_back(limit - std::min(limit, d));
+      values.push_back(limit + d);
+    }
+  }
+  values.push_back(std::numeric_limits<uint64_t>::max());
+  values.push_back(std::numeric_limits<uint64_t>::max() - 1);
+  values.push_back(uint64_t{0x0123456789abcdef});
+  auto ref = [](size_t (*encode)(uint64_t, unsigned char*, size_t), uint64_t v) {
+    unsigned char b[16];
+    size_t n = encode(v, b, sizeof b);
+    return std::string(reinterpret_cast<const char*>(b), n);
+  };
+  for (uint64_t v : values) {
+    INFO("argument " << v);
+    std::string out;
+    CborWriter w(&out);
+    w.Uint(v);
+    CHECK(out == ref(cbor_encode_uint, v));
+    out.clear();
+    w.ArrayHeader(v);
+    CHECK(out == ref(cbor_encode_array_start, v));
+    out.clear();
+    w.MapHeader(v);
+    CHECK(out == ref(cbor_encode_map_start, v));
+    out.clear();
+    w.Int(-1 - static_cast<int64_t>(v & 0x7fffffffffffffff));
+    CHECK(out == ref(cbor_encode_negint, v & 0x7fffffffffffffff));
+    if (v <= 70000) {  // strings: the header, then the bytes
+      std::string s(v, 'q');
+      out.clear();
+      w.Bytes(s);
+      CHECK(out == ref(cbor_encode_bytestring_start, v) + s);
+      out.clear();
+      w.Text(s);
+      CHECK(out == ref(cbor_encode_string_start, v) + s);
+    }
+  }
+  for (bool b : {false, true}) {
+    std::string out;
+    CborWriter(&out).Bool(b);
+    unsigned char ref_b[1];
+    CHECK(out == std::string(reinterpret_cast<const char*>(ref_b), cbor_encode_bool(b, ref_b, 1)));
+  }
+  std::string out;
+  CborWriter(&out).Null();
+  CHECK(out == "\xf6");
 }
