@@ -175,10 +175,13 @@ Result<std::string> ReadAt(int fd, uint64_t offset, uint32_t size) {
 
 // Entries from `dir`'s position on, with their attributes, until about
 // `max_bytes` (0: the default) of reply; the position ends after the last.
-Result<proto::FsReaddirReply> ReadEntries(DIR* dir, uint32_t max_bytes) {
+// `xattrs`: each entry's no_xattrs too, at a listxattr per entry (about as
+// much as its fstatat).
+Result<proto::FsReaddirReply> ReadEntries(DIR* dir, uint32_t max_bytes, bool xattrs) {
   size_t budget = max_bytes != 0 ? max_bytes : proto::kFsDefaultReaddirBytes;
   // An entry's path for llistxattr, through the directory's own fd.
-  const std::string proc_dir = "/proc/self/fd/" + std::to_string(dirfd(dir)) + "/";
+  const std::string proc_dir =
+      xattrs ? "/proc/self/fd/" + std::to_string(dirfd(dir)) + "/" : std::string();
   size_t used = 64;  // the reply around the entries, generously
   proto::FsReaddirReply out;
   for (;;) {
@@ -207,7 +210,9 @@ Result<proto::FsReaddirReply> ReadEntries(DIR* dir, uint32_t max_bytes) {
       entry.attr = AttrFromStat(st);
       // listxattrat where there is one: a walk through /proc per entry
       // was a third of the agent's time listing a directory.
-      if (auto n = ListXattrAt(dirfd(dir), e->d_name)) {
+      if (!xattrs) {
+        // no_xattrs stays false: unknown
+      } else if (auto n = ListXattrAt(dirfd(dir), e->d_name)) {
         entry.attr->no_xattrs = NoNames(*n);
       } else {
         entry.attr->no_xattrs = NoXattrs((proc_dir + e->d_name).c_str());
@@ -290,7 +295,7 @@ Result<proto::FsReaddirReply> FsOps::Do(const proto::FsReaddirRequest& r) const 
     }
     handle.dir_pos() = r.offset;
   }
-  auto out = ReadEntries(dir, r.max_bytes);
+  auto out = ReadEntries(dir, r.max_bytes, r.xattrs);
   handle.dir_pos() = static_cast<uint64_t>(telldir(dir));
   return out;
 }
@@ -298,7 +303,7 @@ Result<proto::FsReaddirReply> FsOps::Do(const proto::FsReaddirRequest& r) const 
 Result<proto::FsReaddirReply> FsOps::Do(const proto::FsListdirRequest& r) const {
   auto dir = OpenDir(r.path);
   if (!dir) return dir.error();
-  auto out = ReadEntries(*dir, r.max_bytes);
+  auto out = ReadEntries(*dir, r.max_bytes, r.xattrs);
   closedir(*dir);
   return out;
 }

@@ -80,7 +80,12 @@ class WorkspaceFs {
       : o_(std::move(options)),
         log_(o_.logger ? o_.logger : spdlog::default_logger()),
         nodes_(o_.remote_root),
-        listings_(o_.backend, std::min(kListingTtl, o_.attr_timeout)) {}
+        // Only with every namespace passed does a listing need to tell
+        // which files have no xattrs: ls -l asks each file for its SELinux
+        // label and ACL. Otherwise those are answered here, and a file's
+        // no_xattrs still comes with its OPEN (cp -a asks flistxattr).
+        listings_(o_.backend, std::min(kListingTtl, o_.attr_timeout),
+                  o_.xattrs == XattrNamespaces::kAll) {}
   ~WorkspaceFs() {
     for (DirHandle* d : open_dirs_) delete d;
   }
@@ -942,7 +947,8 @@ void WorkspaceFs::OpenDir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) no
 
 void WorkspaceFs::FetchDir(fuse_req_t req, fuse_ino_t ino, DirHandle* d, uint64_t cookie,
                            size_t size, bool plus) {
-  proto::FsReaddirRequest r{d->remote_fh, cookie, proto::kFsMaxReaddirBytes};
+  proto::FsReaddirRequest r{d->remote_fh, cookie, proto::kFsMaxReaddirBytes,
+                            o_.xattrs == XattrNamespaces::kAll};
   Call(req, r, [this, req, ino, d, size, plus](proto::FsReaddirReply rd) {
     bool more = !rd.eof && !rd.entries.empty();
     uint64_t next = rd.entries.empty() ? 0 : rd.entries.back().offset;

@@ -18,8 +18,8 @@ constexpr size_t kMaxCachedEntries = 200000;
 
 }  // namespace
 
-ListingCache::ListingCache(FsBackend* backend, std::chrono::milliseconds ttl)
-    : backend_(backend), ttl_(ttl) {}
+ListingCache::ListingCache(FsBackend* backend, std::chrono::milliseconds ttl, bool xattrs)
+    : backend_(backend), ttl_(ttl), xattrs_(xattrs) {}
 
 void ListingCache::Get(const std::string& path, Done done) {
   std::shared_ptr<const Entries> hit;
@@ -52,7 +52,7 @@ void ListingCache::Start(const std::string& path) {
     std::lock_guard lock(mu_);
     generation = generation_;
   }
-  proto::FsListdirRequest r{path, proto::kFsMaxReaddirBytes};
+  proto::FsListdirRequest r{path, proto::kFsMaxReaddirBytes, xattrs_};
   backend_->Submit(std::move(r), [this, path, generation](proto::FsReply reply) {
     Finished(path, generation, std::move(reply));
   });

@@ -30,7 +30,9 @@ class ListingCache {
   // (use OPENDIR/READDIR), or the error's errno.
   using Done = std::function<void(int err, std::shared_ptr<const Entries>)>;
 
-  ListingCache(FsBackend* backend, std::chrono::milliseconds ttl);
+  // `xattrs`: ask for each entry's no_xattrs (LISTDIR's xattrs), which
+  // costs the agent a listxattr per entry.
+  ListingCache(FsBackend* backend, std::chrono::milliseconds ttl, bool xattrs);
 
   // The listing of `path`: cached if fresh, else fetched (joining a fetch in
   // flight). `done` may run before Get returns. Then the subdirectories are
@@ -85,6 +87,7 @@ class ListingCache {
 
   FsBackend* const backend_;
   const std::chrono::milliseconds ttl_;
+  const bool xattrs_;
   std::mutex mu_;
   uint64_t generation_ = 0;  // bumped by Invalidate/Clear: older fetches are not kept
   std::unordered_map<std::string, Listing> listings_;

@@ -296,11 +296,13 @@ struct FsReaddirRequest {
   uint64_t fh = 0;
   uint64_t offset = 0;
   uint32_t max_bytes = 0;
+  bool xattrs = false;  // each entry's attr.no_xattrs wanted (a listxattr each)
   template <class S, class V>
   static void Fields(S& s, V& v) {
     v(1, "fh", s.fh, kRequired);
     v(2, "offset", s.offset, kOptional);
     v(3, "max_bytes", s.max_bytes, kOptional);
+    v(4, "xattrs", s.xattrs, kOptional);
   }
   Status Check() const;
   bool operator==(const FsReaddirRequest&) const = default;
@@ -664,10 +666,12 @@ struct FsListdirRequest {
   using Reply = FsReaddirReply;
   std::string path;
   uint32_t max_bytes = 0;
+  bool xattrs = false;  // as FsReaddirRequest's
   template <class S, class V>
   static void Fields(S& s, V& v) {
     v(1, "path", s.path, kRequired | kFsPath);
     v(2, "max_bytes", s.max_bytes, kOptional);
+    v(3, "xattrs", s.xattrs, kOptional);
   }
   Status Check() const;
   bool operator==(const FsListdirRequest&) const = default;

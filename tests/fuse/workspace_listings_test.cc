@@ -64,7 +64,7 @@ TEST_CASE("listings answer lookups, and waiters share one fetch", "[fuse]") {
   b.dirs["/w"] = {Entry(".", S_IFDIR | 0755, 1), Entry("a.c", S_IFREG | 0644, 2),
                   Entry("sub", S_IFDIR | 0755, 3)};
   b.dirs["/w/sub"] = {Entry(".", S_IFDIR | 0755, 3)};
-  ListingCache cache(&b, std::chrono::seconds(60));
+  ListingCache cache(&b, std::chrono::seconds(60), false);
   CHECK(cache.Lookup("/w", "a.c") == std::nullopt);  // nothing listed yet
 
   b.hold = true;
@@ -104,7 +104,7 @@ TEST_CASE("listings answer lookups, and waiters share one fetch", "[fuse]") {
 TEST_CASE("the session's own changes update a listing instead of dropping it", "[fuse]") {
   FakeBackend b;
   b.dirs["/w"] = {Entry(".", S_IFDIR | 0755, 1), Entry("old", S_IFREG | 0644, 2)};
-  ListingCache cache(&b, std::chrono::seconds(60));
+  ListingCache cache(&b, std::chrono::seconds(60), false);
   cache.Get("/w", [](int, std::shared_ptr<const Entries>) {});
   std::shared_ptr<const Entries> open_dir;
   cache.Get("/w", [&](int, std::shared_ptr<const Entries> e) { open_dir = e; });
@@ -137,7 +137,7 @@ TEST_CASE("the session's own changes update a listing instead of dropping it", "
 TEST_CASE("a fetch that predates a change is not kept", "[fuse]") {
   FakeBackend b;
   b.dirs["/w"] = {Entry(".", S_IFDIR | 0755, 1)};
-  ListingCache cache(&b, std::chrono::seconds(60));
+  ListingCache cache(&b, std::chrono::seconds(60), false);
   b.hold = true;
   int answered = 0;
   cache.Get("/w", [&](int, std::shared_ptr<const Entries>) { ++answered; });
