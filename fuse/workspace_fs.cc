@@ -15,8 +15,8 @@
 #include <cerrno>
 #include <cstring>
 #include <limits>
+#include <map>
 #include <mutex>
-#include <set>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -59,17 +59,16 @@ struct ReadAhead {
   bool whole = false;  // data is the entire file
 };
 
-// An open directory: the whole listing (from the ListingCache at opendir,
-// or read through a remote handle for a directory too large for one
-// LISTDIR), so the kernel's page-sized READDIRPLUS calls are served here
-// instead of one round trip each. Offsets are indexes + 1.
-struct DirHandle {
-  std::string path;
-  uint64_t remote_fh = 0;  // 0: none (the listing came whole)
-  std::shared_ptr<const Entries> entries;
-  Entries building;  // READDIR pages until the last
-  bool fresh = false;  // entries just came with the opendir
-};
+// Directories have no handles (see OpenDir). A READDIR from offset 0 takes
+// the current listing whole and keeps it as a snapshot; the offsets it hands
+// out name the snapshot and the index after the entry, so the reader's next
+// pages come from the same listing however the directory changes meanwhile,
+// as long as the snapshot is kept (the kDirSnapshots most recent).
+constexpr int kDirIndexBits = 32;
+constexpr uint64_t kDirIndexMask = (uint64_t{1} << kDirIndexBits) - 1;
+constexpr uint64_t kDirSnapshotIds = uint64_t{1} << 30;  // offsets stay below 2^62
+constexpr size_t kDirSnapshots = 256;
+constexpr size_t kDirSnapshotEntries = 256 * 1024;
 
 }  // namespace
 
@@ -87,7 +86,6 @@ class WorkspaceFs {
         listings_(o_.backend, std::min(kListingTtl, o_.attr_timeout),
                   o_.xattrs == XattrNamespaces::kAll) {}
   ~WorkspaceFs() {
-    for (DirHandle* d : open_dirs_) delete d;
   }
   WorkspaceFs(const WorkspaceFs&) = delete;
   WorkspaceFs& operator=(const WorkspaceFs&) = delete;
@@ -172,10 +170,17 @@ class WorkspaceFs {
     if (!OthersChanged(ino, content)) return reply();
     ReplyAfterInvalidations(true, std::move(reply));
   }
-  void RelistAndServe(fuse_req_t req, fuse_ino_t ino, DirHandle* d, size_t size, bool plus);
-  void FetchDir(fuse_req_t req, fuse_ino_t ino, DirHandle* d, uint64_t cookie, size_t size,
-                bool plus);
-  void ServeDir(fuse_req_t req, fuse_ino_t ino, DirHandle* d, size_t size, off_t off, bool plus);
+  // The listing of `path` whole: from the ListingCache, or page by page
+  // through a remote handle when it is too large for one LISTDIR.
+  void ListWhole(const std::string& path, ListingCache::Done done);
+  void FetchPages(uint64_t fh, uint64_t cookie, std::shared_ptr<Entries> got,
+                  ListingCache::Done done);
+  // Keeps `entries` as a snapshot and returns its id; the snapshot by id.
+  uint64_t KeepSnapshot(std::shared_ptr<const Entries> entries);
+  std::shared_ptr<const Entries> Snapshot(uint64_t id);
+  // Answers a READDIR(PLUS) with the entries of snapshot `id` from `index`.
+  void ServeDir(fuse_req_t req, fuse_ino_t ino, uint64_t id, const Entries& entries, size_t size,
+                size_t index, bool plus);
 
   static void Init(void* userdata, fuse_conn_info* conn) noexcept;
   static void Lookup(fuse_req_t req, fuse_ino_t parent, const char* name) noexcept;
@@ -234,10 +239,14 @@ class WorkspaceFs {
   NodeTable nodes_;
   ListingCache listings_;
   std::atomic<FuseSession*> session_{nullptr};
-  // Directories opened and not yet released (freed with the fs otherwise).
-  // Leaf lock.
-  std::mutex dirs_mu_;
-  std::set<DirHandle*> open_dirs_;
+  // The kernel opens directories itself (FUSE_CAP_NO_OPENDIR_SUPPORT): an
+  // OPENDIR is answered ENOSYS, once.
+  std::atomic<bool> no_opendir_{false};
+  // Listings being read, by snapshot id (oldest first). Leaf lock.
+  std::mutex snapshots_mu_;
+  std::map<uint64_t, std::shared_ptr<const Entries>> snapshots_;
+  size_t snapshot_entries_ = 0;
+  uint64_t next_snapshot_ = 1;
   // By remote file handle. Leaf lock.
   std::mutex read_ahead_mu_;
   std::unordered_map<uint64_t, ReadAhead> read_ahead_;
@@ -417,7 +426,15 @@ void WorkspaceFs::Revalidate(std::function<void()> done) {
   }
   log_->debug("workspace {}: revalidating {} inodes, {} entries", o_.remote_root,
               fresh.inodes.size(), fresh.entries.size());
-  for (fuse_ino_t ino : fresh.inodes) s->InvalidateAttributes(ino);
+  // A directory's cached entries go too: its mtime alone may not show a
+  // change made within the same clock tick as the listing.
+  for (fuse_ino_t ino : fresh.inodes) {
+    if (nodes_.IsDir(ino)) {
+      s->InvalidateListing(ino);
+    } else {
+      s->InvalidateAttributes(ino);
+    }
+  }
   // Expired, not invalidated: an invalidated directory would look deleted to
   // a process whose working directory it is. Where the kernel cannot expire,
   // directories keep their entries until the entry timeout.
@@ -439,6 +456,7 @@ void WorkspaceFs::Init(void* userdata, fuse_conn_info* conn) noexcept {
   want(FUSE_CAP_PARALLEL_DIROPS);
   want(FUSE_CAP_CACHE_SYMLINKS);
   want(FUSE_CAP_HANDLE_KILLPRIV);  // the remote kernel clears set-id bits itself
+  if (conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT) fs->no_opendir_ = true;  // see OpenDir
   // Every READDIRPLUS; READDIR only for callers that do not want attributes.
   conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
   // Writes go straight to the remote host (close-to-open holds without
@@ -518,7 +536,7 @@ void WorkspaceFs::ForgetMulti(fuse_req_t req, size_t count, fuse_forget_data* fo
 void WorkspaceFs::GetAttr(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept {
   WorkspaceFs* fs = From(req);
   proto::FsGetattrRequest r;
-  // A directory's fi->fh is a DirHandle here, not a remote handle.
+  // A directory has no remote handle (fi->fh is 0).
   if (fi != nullptr && !fs->nodes_.IsDir(ino)) {
     r.fh = fi->fh;
   } else if (r.path = fs->nodes_.PathOf(ino); !r.path) {
@@ -913,64 +931,94 @@ void WorkspaceFs::Fsync(fuse_req_t req, fuse_ino_t, int datasync, fuse_file_info
   });
 }
 
-void WorkspaceFs::OpenDir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept {
-  WorkspaceFs* fs = From(req);
-  auto path = fs->nodes_.PathOf(ino);
-  if (!path) return (void)fuse_reply_err(req, ESTALE);
+// A directory needs no handle: every READDIR says where it is (ino and
+// offset), and the offsets name the listing it reads (kDirIndexBits). So
+// where the kernel can open directories itself, OPENDIR is refused with
+// ENOSYS once and never sent again, nor RELEASEDIR: two fewer requests per
+// directory a tree walk enters. The kernel then caches each directory's
+// entries (FOPEN_CACHE_DIR | FOPEN_KEEP_CACHE) until its mtime changes, this
+// mount changes it, or Revalidate() drops the cache; older kernels are told
+// the same flags here.
+void WorkspaceFs::OpenDir(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) noexcept {
+  if (From(req)->no_opendir_.load(std::memory_order_relaxed)) {
+    return (void)fuse_reply_err(req, ENOSYS);
+  }
   fuse_file_info info = *fi;
-  auto reply_open = [fs, req, info](DirHandle* d) mutable {
-    {
-      std::lock_guard lock(fs->dirs_mu_);
-      fs->open_dirs_.insert(d);
-    }
-    info.fh = reinterpret_cast<uintptr_t>(d);
-    if (fuse_reply_open(req, &info) == 0) return;
-    {
-      std::lock_guard lock(fs->dirs_mu_);
-      fs->open_dirs_.erase(d);
-    }
-    if (d->remote_fh != 0) fs->ReleaseRemoteDir(d->remote_fh);
-    delete d;
-  };
-  fs->listings_.Get(*path, [fs, req, p = *path, reply_open](
-                               int err, std::shared_ptr<const Entries> entries) mutable {
-    if (err != 0) return (void)fuse_reply_err(req, err);
-    if (entries) {
-      return reply_open(new DirHandle{p, 0, std::move(entries), {}, true});
-    }
+  info.fh = 0;
+  info.cache_readdir = 1;
+  info.keep_cache = 1;
+  fuse_reply_open(req, &info);
+}
+
+void WorkspaceFs::ListWhole(const std::string& path, ListingCache::Done done) {
+  listings_.Get(path, [this, path, done](int err, std::shared_ptr<const Entries> entries) mutable {
+    if (err != 0 || entries) return done(err, std::move(entries));
     // Too large for one LISTDIR: a remote handle, read page by page.
-    fs->Call(req, proto::FsOpendirRequest{p}, [p, reply_open](proto::FsOpendirReply o) mutable {
-      reply_open(new DirHandle{p, o.fh, nullptr, {}, false});
-    });
+    CallOr(
+        proto::FsOpendirRequest{path},
+        [this, done](proto::FsOpendirReply o) mutable {
+          FetchPages(o.fh, 0, std::make_shared<Entries>(), std::move(done));
+        },
+        [done](int e) { done(e, nullptr); });
   });
 }
 
-void WorkspaceFs::FetchDir(fuse_req_t req, fuse_ino_t ino, DirHandle* d, uint64_t cookie,
-                           size_t size, bool plus) {
-  proto::FsReaddirRequest r{d->remote_fh, cookie, proto::kFsMaxReaddirBytes,
-                            o_.xattrs == XattrNamespaces::kAll};
-  Call(req, r, [this, req, ino, d, size, plus](proto::FsReaddirReply rd) {
-    bool more = !rd.eof && !rd.entries.empty();
-    uint64_t next = rd.entries.empty() ? 0 : rd.entries.back().offset;
-    std::move(rd.entries.begin(), rd.entries.end(), std::back_inserter(d->building));
-    if (more) return FetchDir(req, ino, d, next, size, plus);
-    d->entries = std::make_shared<const Entries>(std::move(d->building));
-    d->building.clear();
-    ServeDir(req, ino, d, size, 0, plus);
-  });
+void WorkspaceFs::FetchPages(uint64_t fh, uint64_t cookie, std::shared_ptr<Entries> got,
+                             ListingCache::Done done) {
+  CallOr(
+      proto::FsReaddirRequest{fh, cookie, proto::kFsMaxReaddirBytes,
+                              o_.xattrs == XattrNamespaces::kAll},
+      [this, fh, got, done](proto::FsReaddirReply rd) mutable {
+        bool more = !rd.eof && !rd.entries.empty();
+        uint64_t next = rd.entries.empty() ? 0 : rd.entries.back().offset;
+        std::move(rd.entries.begin(), rd.entries.end(), std::back_inserter(*got));
+        if (more) return FetchPages(fh, next, std::move(got), std::move(done));
+        ReleaseRemoteDir(fh);
+        done(0, std::move(got));
+      },
+      [this, fh, done](int err) {
+        ReleaseRemoteDir(fh);
+        done(err, nullptr);
+      });
 }
 
-void WorkspaceFs::ServeDir(fuse_req_t req, fuse_ino_t ino, DirHandle* d, size_t size, off_t off,
-                           bool plus) {
+uint64_t WorkspaceFs::KeepSnapshot(std::shared_ptr<const Entries> entries) {
+  std::lock_guard lock(snapshots_mu_);
+  uint64_t id = next_snapshot_;
+  next_snapshot_ = next_snapshot_ + 1 < kDirSnapshotIds ? next_snapshot_ + 1 : 1;
+  snapshot_entries_ += entries->size();
+  if (auto [it, added] = snapshots_.insert_or_assign(id, std::move(entries)); !added) {
+    snapshot_entries_ -= it->second->size();  // ids wrapped: the old one goes
+  }
+  // Drop the oldest (the ids wrap: the oldest follow the newest).
+  auto oldest = snapshots_.upper_bound(id);
+  while (snapshots_.size() > 1 &&
+         (snapshots_.size() > kDirSnapshots || snapshot_entries_ > kDirSnapshotEntries)) {
+    if (oldest == snapshots_.end()) oldest = snapshots_.begin();
+    if (oldest->first == id) break;
+    snapshot_entries_ -= oldest->second->size();
+    oldest = snapshots_.erase(oldest);
+  }
+  return id;
+}
+
+std::shared_ptr<const Entries> WorkspaceFs::Snapshot(uint64_t id) {
+  std::lock_guard lock(snapshots_mu_);
+  auto it = snapshots_.find(id);
+  return it != snapshots_.end() ? it->second : nullptr;
+}
+
+void WorkspaceFs::ServeDir(fuse_req_t req, fuse_ino_t ino, uint64_t id, const Entries& entries,
+                           size_t size, size_t index, bool plus) {
   std::string buf(size, '\0');
   size_t used = 0;
   std::vector<fuse_ino_t> linked;
-  const Entries& entries = d->entries ? *d->entries : d->building;
-  for (size_t i = static_cast<size_t>(off); i < entries.size(); ++i) {
+
+  for (size_t i = index; i < entries.size() && i < kDirIndexMask; ++i) {
     const proto::FsDirEntry& de = entries[i];
     const char* name = de.name.c_str();
     bool dot = de.name == "." || de.name == "..";
-    off_t next = static_cast<off_t>(i + 1);
+    auto next = static_cast<off_t>(id << kDirIndexBits | (i + 1));
     size_t need = plus ? fuse_add_direntry_plus(req, nullptr, 0, name, nullptr, 0)
                        : fuse_add_direntry(req, nullptr, 0, name, nullptr, 0);
     if (used + need > size) break;
@@ -998,38 +1046,23 @@ void WorkspaceFs::ServeDir(fuse_req_t req, fuse_ino_t ino, DirHandle* d, size_t 
 }
 
 void WorkspaceFs::ReadDirCommon(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-                                fuse_file_info* fi, bool plus) noexcept {
+                                fuse_file_info*, bool plus) noexcept {
   WorkspaceFs* fs = From(req);
-  auto* d = reinterpret_cast<DirHandle*>(static_cast<uintptr_t>(fi->fh));
   if (off < 0) return (void)fuse_reply_err(req, EINVAL);
-  // From the start (opendir, rewinddir): a fresh listing. The kernel sends
-  // one READDIR at a time per open directory, so `d` needs no lock.
-  if (off == 0 && d->fresh) {
-    d->fresh = false;
-  } else if (off == 0) {
-    return fs->RelistAndServe(req, ino, d, size, plus);
+  const auto index = static_cast<size_t>(static_cast<uint64_t>(off) & kDirIndexMask);
+  if (off != 0) {
+    uint64_t id = static_cast<uint64_t>(off) >> kDirIndexBits;
+    if (auto entries = fs->Snapshot(id)) return fs->ServeDir(req, ino, id, *entries, size, index, plus);
   }
-  fs->ServeDir(req, ino, d, size, off, plus);
-}
-
-void WorkspaceFs::RelistAndServe(fuse_req_t req, fuse_ino_t ino, DirHandle* d, size_t size,
-                                 bool plus) {
-  d->entries.reset();
-  d->building.clear();
-  if (d->remote_fh != 0) return FetchDir(req, ino, d, 0, size, plus);
-  listings_.Invalidate(d->path);
-  listings_.Get(d->path, [this, req, ino, d, size, plus](int err,
-                                                          std::shared_ptr<const Entries> e) {
+  // From the start (opendir, rewinddir), or on from a listing no longer
+  // kept: the current listing.
+  auto path = fs->nodes_.PathOf(ino);
+  if (!path) return (void)fuse_reply_buf(req, nullptr, 0);  // removed: no entries, as locally
+  fs->ListWhole(*path, [fs, req, ino, size, index, plus](int err,
+                                                         std::shared_ptr<const Entries> e) {
     if (err != 0) return (void)fuse_reply_err(req, err);
-    if (e) {
-      d->entries = std::move(e);
-      return ServeDir(req, ino, d, size, 0, plus);
-    }
-    Call(req, proto::FsOpendirRequest{d->path}, [this, req, ino, d, size,
-                                                  plus](proto::FsOpendirReply o) {
-      d->remote_fh = o.fh;
-      FetchDir(req, ino, d, 0, size, plus);
-    });
+    uint64_t id = fs->KeepSnapshot(e);
+    fs->ServeDir(req, ino, id, *e, size, index, plus);
   });
 }
 
@@ -1043,27 +1076,16 @@ void WorkspaceFs::ReadDirPlus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t
   ReadDirCommon(req, ino, size, off, fi, true);
 }
 
-void WorkspaceFs::ReleaseDir(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) noexcept {
-  WorkspaceFs* fs = From(req);
-  auto* d = reinterpret_cast<DirHandle*>(static_cast<uintptr_t>(fi->fh));
-  {
-    std::lock_guard lock(fs->dirs_mu_);
-    fs->open_dirs_.erase(d);
-  }
-  if (d->remote_fh != 0) fs->ReleaseRemoteDir(d->remote_fh);
-  delete d;
+void WorkspaceFs::ReleaseDir(fuse_req_t req, fuse_ino_t, fuse_file_info*) noexcept {
   fuse_reply_err(req, 0);
 }
 
-void WorkspaceFs::FsyncDir(fuse_req_t req, fuse_ino_t, int datasync, fuse_file_info* fi) noexcept {
+void WorkspaceFs::FsyncDir(fuse_req_t req, fuse_ino_t ino, int datasync, fuse_file_info*) noexcept {
   WorkspaceFs* fs = From(req);
-  auto* d = reinterpret_cast<DirHandle*>(static_cast<uintptr_t>(fi->fh));
-  if (d->remote_fh != 0) {
-    return fs->Call(req, proto::FsFsyncRequest{d->remote_fh, datasync != 0},
-                    [req](proto::FsEmptyReply) { fuse_reply_err(req, 0); });
-  }
-  // Listed whole, so no remote handle: one just for the fsync.
-  fs->Call(req, proto::FsOpendirRequest{d->path}, [fs, req, datasync](proto::FsOpendirReply o) {
+  auto path = fs->nodes_.PathOf(ino);
+  if (!path) return (void)fuse_reply_err(req, 0);  // removed: nothing left to make durable
+  // No remote handle is kept for a directory: one just for the fsync.
+  fs->Call(req, proto::FsOpendirRequest{*path}, [fs, req, datasync](proto::FsOpendirReply o) {
     fs->CallOr(
         proto::FsFsyncRequest{o.fh, datasync != 0},
         [fs, req, fh = o.fh](proto::FsEmptyReply) {

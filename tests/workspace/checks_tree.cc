@@ -8,7 +8,11 @@
 
 #include <cerrno>
 #include <cstdio>  // RENAME_NOREPLACE, RENAME_EXCHANGE (_GNU_SOURCE)
+#include <map>
+#include <set>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "tests/workspace/conformance.h"
 
@@ -142,6 +146,99 @@ void RewinddirSeesChange(const Scratch&) {
   ::closedir(dir);
   ExpectNames(before, DotsAnd({"a"}), "readdir before changes");
   ExpectNames(after, DotsAnd({"b"}), "readdir after rewinddir");
+}
+
+// POSIX: an entry neither added nor removed since opendir is returned
+// exactly once, however the directory changes while it is read. Local
+// filesystems keep this with cookies that survive changes; the workspace
+// with the listing its offsets name.
+void ReadOnAcrossChanges(const Scratch&) {
+  ExpectOk(::mkdir("d", 0755), "mkdir(d)");
+  auto name = [](const char* prefix, int i) {
+    char buf[16];
+    std::snprintf(buf, sizeof buf, "%s%03d", prefix, i);
+    return std::string(buf);
+  };
+  for (int i = 0; i < 300; ++i) WriteFile(("d/" + name("f", i)).c_str(), "x");
+  DIR* dir = ::opendir("d");
+  if (dir == nullptr) ExpectOk(-1, "opendir(d)");
+  std::map<std::string, int> seen;
+  std::vector<std::string> first;
+  while (first.size() < 100) {
+    const dirent* entry = ::readdir(dir);
+    if (entry == nullptr) break;
+    ++seen[entry->d_name];
+    if (entry->d_name[0] == 'f') first.emplace_back(entry->d_name);
+  }
+  // Half of what was read goes, and as many new names come.
+  std::set<std::string> removed;
+  for (size_t i = 0; i < first.size(); i += 2) {
+    ExpectOk(::unlink(("d/" + first[i]).c_str()), "unlink of a name already read");
+    removed.insert(first[i]);
+  }
+  for (int i = 0; i < 50; ++i) WriteFile(("d/" + name("n", i)).c_str(), "x");
+  while (const dirent* entry = ::readdir(dir)) ++seen[entry->d_name];
+  ::closedir(dir);
+  for (int i = 0; i < 300; ++i) {
+    const std::string f = name("f", i);
+    if (removed.count(f) != 0) continue;
+    ExpectEq(seen[f], 1, "times " + f + " (present throughout) was read");
+  }
+  for (const auto& [n, times] : seen) ExpectTrue(times == 1, "no entry read twice", n);
+}
+
+// telldir names a place that seekdir returns to, after which readdir gives
+// the same entries again.
+void SeekdirReturns(const Scratch&) {
+  ExpectOk(::mkdir("d", 0755), "mkdir(d)");
+  for (int i = 0; i < 120; ++i) WriteFile(("d/e" + std::to_string(i)).c_str(), "x");
+  DIR* dir = ::opendir("d");
+  if (dir == nullptr) ExpectOk(-1, "opendir(d)");
+  for (int i = 0; i < 40; ++i) {
+    if (::readdir(dir) == nullptr) Fail("expected 40 entries before telldir");
+  }
+  const long here = ::telldir(dir);
+  auto next10 = [dir] {
+    std::vector<std::string> names;
+    for (int i = 0; i < 10; ++i) {
+      const dirent* entry = ::readdir(dir);
+      if (entry == nullptr) break;
+      names.emplace_back(entry->d_name);
+    }
+    return names;
+  };
+  const std::vector<std::string> once = next10();
+  for (int i = 0; i < 30; ++i) ::readdir(dir);  // on, past a page boundary perhaps
+  ::seekdir(dir, here);
+  const std::vector<std::string> again = next10();
+  ::closedir(dir);
+  ExpectEq(once.size(), size_t{10}, "entries read after telldir");
+  ExpectTrue(once == again, "the same 10 entries after seekdir to telldir's place",
+             again.empty() ? "none" : again.front() + "...");
+}
+
+// d_type tells each kind, and lstat of every listed name agrees.
+void DirentTypes(const Scratch&) {
+  ExpectOk(::mkdir("d", 0755), "mkdir(d)");
+  WriteFile("d/file", "x");
+  ExpectOk(::mkdir("d/sub", 0755), "mkdir(d/sub)");
+  ExpectOk(::symlink("file", "d/link"), "symlink(file, d/link)");
+  ExpectOk(::mkfifo("d/fifo", 0644), "mkfifo(d/fifo)");
+  const std::map<std::string, std::pair<unsigned char, mode_t>> want = {
+      {"file", {DT_REG, S_IFREG}},
+      {"sub", {DT_DIR, S_IFDIR}},
+      {"link", {DT_LNK, S_IFLNK}},
+      {"fifo", {DT_FIFO, S_IFIFO}}};
+  DIR* dir = ::opendir("d");
+  if (dir == nullptr) ExpectOk(-1, "opendir(d)");
+  std::map<std::string, unsigned char> types;
+  while (const dirent* entry = ::readdir(dir)) types[entry->d_name] = entry->d_type;
+  ::closedir(dir);
+  for (const auto& [n, type] : want) {
+    ExpectEq(static_cast<int>(types.count(n) ? types[n] : 255), static_cast<int>(type.first),
+             "d_type of " + n);
+    ExpectType(LstatOk(("d/" + n).c_str()).st_mode, type.second, "lstat of listed " + n);
+  }
 }
 
 void Nested5Deep(const Scratch&) {
@@ -528,6 +625,9 @@ std::vector<Check> TreeChecks() {
       {"dir.thousand_entries", ThousandEntries},
       {"dir.readdir_after_change", ReaddirAfterChange},
       {"dir.rewinddir_sees_change", RewinddirSeesChange},
+      {"dir.read_on_across_changes", ReadOnAcrossChanges},
+      {"dir.seekdir_returns_to_telldir", SeekdirReturns},
+      {"dir.d_type_of_each_kind", DirentTypes},
       {"dir.nested_5_deep", Nested5Deep},
       {"rename.file_over_file", FileOverFile},
       {"rename.replaced_file_stays_readable", ReplacedFileStaysReadable},
