@@ -69,6 +69,12 @@ constexpr uint64_t kDirIndexMask = (uint64_t{1} << kDirIndexBits) - 1;
 constexpr uint64_t kDirSnapshotIds = uint64_t{1} << 30;  // offsets stay below 2^62
 constexpr size_t kDirSnapshots = 256;
 constexpr size_t kDirSnapshotEntries = 256 * 1024;
+// Lean listings (WorkspaceFs::Lean): this many lookups of files a lean
+// listing left out make every listing full for kFullListingsFor. A lookup
+// counts when the directory was listed lean less than kLeanRemembered ago.
+constexpr unsigned kLateLookupsForFull = 16;
+constexpr std::chrono::seconds kFullListingsFor{10};
+constexpr std::chrono::seconds kLeanRemembered{5};
 
 }  // namespace
 
@@ -178,6 +184,10 @@ class WorkspaceFs {
   // Keeps `entries` as a snapshot and returns its id; the snapshot by id.
   uint64_t KeepSnapshot(std::shared_ptr<const Entries> entries);
   std::shared_ptr<const Entries> Snapshot(uint64_t id);
+  // Whether a READDIRPLUS now leaves out the files' attributes (see lean_).
+  bool Lean(Clock::time_point now);
+  // A lookup in `parent` was answered from its listing.
+  void LookedUpListed(fuse_ino_t parent);
   // Answers a READDIR(PLUS) with the entries of snapshot `id` from `index`.
   void ServeDir(fuse_req_t req, fuse_ino_t ino, uint64_t id, const Entries& entries, size_t size,
                 size_t index, bool plus);
@@ -242,6 +252,19 @@ class WorkspaceFs {
   // The kernel opens directories itself (FUSE_CAP_NO_OPENDIR_SUPPORT): an
   // OPENDIR is answered ENOSYS, once.
   std::atomic<bool> no_opendir_{false};
+  // READDIRPLUS gives the kernel an inode per entry, whose making is most of
+  // the kernel time of a walk that only wants names and types (find, or
+  // anything reading d_type). So a lean listing gives attributes only for
+  // directories (the walk enters them); files then cost a LOOKUP, answered
+  // from the listing, when someone does want them. Once lookups show that
+  // callers want them (ls -l, du, grep -r open or stat every file), listings
+  // are full for a while. Leaf lock.
+  struct {
+    std::mutex mu;
+    std::unordered_map<fuse_ino_t, Clock::time_point> dirs;  // listed lean, when
+    unsigned late = 0;  // lookups a full listing would have spared
+    Clock::time_point full_until{};
+  } lean_;
   // Listings being read, by snapshot id (oldest first). Leaf lock.
   std::mutex snapshots_mu_;
   std::map<uint64_t, std::shared_ptr<const Entries>> snapshots_;
@@ -501,7 +524,10 @@ void WorkspaceFs::Lookup(fuse_req_t req, fuse_ino_t parent, const char* name) no
   // A name too long for the remote filesystem is its error to give.
   if (n.size() > NAME_MAX) return fs->LookupRemote(req, parent, *dir, n);
   if (auto known = fs->listings_.Lookup(*dir, n)) {
-    if (known->found) return fs->ReplyEntry(req, parent, n, known->attr);
+    if (known->found) {
+      fs->LookedUpListed(parent);
+      return fs->ReplyEntry(req, parent, n, known->attr);
+    }
     return fs->ReplyNegative(req, parent, n);
   }
   // A small directory is listed whole instead: the names looked up next in
@@ -1008,12 +1034,32 @@ std::shared_ptr<const Entries> WorkspaceFs::Snapshot(uint64_t id) {
   return it != snapshots_.end() ? it->second : nullptr;
 }
 
+bool WorkspaceFs::Lean(Clock::time_point now) {
+  std::lock_guard lock(lean_.mu);
+  return now >= lean_.full_until;
+}
+
+void WorkspaceFs::LookedUpListed(fuse_ino_t parent) {
+  auto now = Clock::now();
+  std::lock_guard lock(lean_.mu);
+  auto it = lean_.dirs.find(parent);
+  if (it == lean_.dirs.end() || now - it->second > kLeanRemembered) return;
+  if (++lean_.late < kLateLookupsForFull) return;
+  log_->debug("workspace {}: {} lookups of files left out of listings: full listings for {} s",
+              o_.remote_root, lean_.late, kFullListingsFor.count());
+  lean_.late = 0;
+  lean_.dirs.clear();
+  lean_.full_until = now + kFullListingsFor;
+}
+
 void WorkspaceFs::ServeDir(fuse_req_t req, fuse_ino_t ino, uint64_t id, const Entries& entries,
                            size_t size, size_t index, bool plus) {
   std::string buf(size, '\0');
   size_t used = 0;
   std::vector<fuse_ino_t> linked;
-
+  auto now = Clock::now();
+  const bool lean = plus && Lean(now);
+  bool left_out = false;
   for (size_t i = index; i < entries.size() && i < kDirIndexMask; ++i) {
     const proto::FsDirEntry& de = entries[i];
     const char* name = de.name.c_str();
@@ -1024,12 +1070,17 @@ void WorkspaceFs::ServeDir(fuse_req_t req, fuse_ino_t ino, uint64_t id, const En
     if (used + need > size) break;
     if (plus) {
       fuse_entry_param e{};
-      if (!dot && de.attr) {
+      // Lean, a file gets a node only when the kernel may already hold an
+      // entry for it, which then stays true to the listing.
+      if (!dot && de.attr &&
+          (!lean || S_ISDIR(de.attr->mode) || nodes_.KernelMayKnow(ino, de.name, now))) {
         e = EntryFor(ino, de.name, *de.attr);
         if (e.ino != 0) linked.push_back(e.ino);
       } else {
+        // No node: the kernel takes the name and type only.
         e.attr.st_ino = de.ino;
-        e.attr.st_mode = de.type;
+        e.attr.st_mode = de.attr ? de.attr->mode & S_IFMT : de.type;
+        left_out = left_out || (!dot && de.attr);
       }
       fuse_add_direntry_plus(req, buf.data() + used, size - used, name, &e, next);
     } else {
@@ -1039,6 +1090,11 @@ void WorkspaceFs::ServeDir(fuse_req_t req, fuse_ino_t ino, uint64_t id, const En
       fuse_add_direntry(req, buf.data() + used, size - used, name, &st, next);
     }
     used += need;
+  }
+  if (left_out) {
+    std::lock_guard lock(lean_.mu);
+    if (lean_.dirs.size() >= 4096) lean_.dirs.clear();
+    lean_.dirs[ino] = now;
   }
   if (fuse_reply_buf(req, buf.data(), used) != 0) {
     for (fuse_ino_t i : linked) nodes_.Forget(i, 1);

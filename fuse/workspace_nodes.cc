@@ -267,6 +267,15 @@ void NodeTable::NoteNegative(fuse_ino_t parent, std::string_view name, Clock::ti
   negative_[Key{parent, std::string(name)}] = until;
 }
 
+bool NodeTable::KernelMayKnow(fuse_ino_t parent, std::string_view name,
+                              Clock::time_point now) const {
+  Key key{parent, std::string(name)};
+  std::lock_guard lock(mu_);
+  if (children_.count(key) != 0) return true;
+  auto it = negative_.find(key);
+  return it != negative_.end() && it->second > now;
+}
+
 void NodeTable::NoteFresh(fuse_ino_t ino, Clock::time_point until) {
   std::lock_guard lock(mu_);
   auto it = nodes_.find(ino);

@@ -78,6 +78,9 @@ class NodeTable {
 
   // The kernel was told `name` in `parent` does not exist, until `until`.
   void NoteNegative(fuse_ino_t parent, std::string_view name, Clock::time_point until);
+  // Whether the kernel may hold an entry for `name` in `parent`: a node, or
+  // a negative entry not yet expired at `now`.
+  bool KernelMayKnow(fuse_ino_t parent, std::string_view name, Clock::time_point now) const;
   // Whether `ino` is a directory (the root is).
   bool IsDir(fuse_ino_t ino) const;
 

@@ -202,6 +202,44 @@ SESSION_TEST_CASE("a write is answered at once, yet remote commands see it and a
                   "reported by close",
                   WriteBehind)
 
+// Listings give the kernel nodes for directories only, until lookups show
+// that the program wants the files' attributes too (see WorkspaceFs::lean_).
+// A listing must still correct what the kernel already holds: here a "no such
+// file" it may trust for 5 s, for a file a still-running remote command made.
+void ListingCorrectsMissing(As as) {
+  SessionFixture s(as);
+  INFO(s.Diagnostics());
+  std::string dir = MakeWorkspace(s);
+  auto r = s.Bash(
+      "/usr/bin/python3 - <<'EOF'\n"
+      "import os, subprocess, time\n"
+      "os.mkdir('t')\n"
+      "open('t/old', 'w').close()\n"
+      "start = time.monotonic()\n"
+      "print(os.path.exists('t/new'))\n"
+      // sh runs remotely and keeps running: no revalidation at its exit.
+      "p = subprocess.Popen(['sh', '-c', 'echo x >t/new && echo made && exec sleep 60'],\n"
+      "                     stdout=subprocess.PIPE, text=True)\n"
+      "print(p.stdout.readline().strip())\n"
+      // The workspace's own listing of t is kept 2 s.
+      "time.sleep(max(0.0, 2.2 - (time.monotonic() - start)))\n"
+      "print(sorted(os.listdir('t')))\n"
+      "print(os.path.exists('t/new'), open('t/new').read().strip())\n"
+      "print('within 5 s' if time.monotonic() - start < 4.5 else 'too slow to tell')\n"
+      "p.kill()\n"
+      "p.wait()\n"
+      "EOF\n"
+      // Many files stat'ed after their listing: listings turn full, and
+      // every file still shows its own size.
+      "mkdir many && for i in $(seq 1 40); do printf %${i}s >many/f$i; done\n"
+      "/bin/ls -l many | /usr/bin/awk 'NR > 1 { s += $5 } END { print NR - 1, s }'\n",
+      {"-w", dir});
+  CHECK(r.err == "");
+  CHECK(r.out == "False\nmade\n['new', 'old']\nTrue x\nwithin 5 s\n40 820\n");
+}
+SESSION_TEST_CASE("a listing shows the kernel a file it had as missing, and ls -l sees every file",
+                  ListingCorrectsMissing)
+
 // Extended attributes: user.* passes both ways; by default other namespaces
 // are EOPNOTSUPP (workspace.xattrs = "user"), with "all" they reach the
 // remote filesystem (a tmpfs there: no SELinux label, so ENODATA).
