@@ -91,8 +91,6 @@ class WorkspaceFs {
         // no_xattrs still comes with its OPEN (cp -a asks flistxattr).
         listings_(o_.backend, std::min(kListingTtl, o_.attr_timeout),
                   o_.xattrs == XattrNamespaces::kAll) {}
-  ~WorkspaceFs() {
-  }
   WorkspaceFs(const WorkspaceFs&) = delete;
   WorkspaceFs& operator=(const WorkspaceFs&) = delete;
 
@@ -184,6 +182,9 @@ class WorkspaceFs {
   // Keeps `entries` as a snapshot and returns its id; the snapshot by id.
   uint64_t KeepSnapshot(std::shared_ptr<const Entries> entries);
   std::shared_ptr<const Entries> Snapshot(uint64_t id);
+  // Its reader is at the end: the snapshot goes (no longer sharing the
+  // listing, which the cache would otherwise copy before each change).
+  void DropSnapshot(uint64_t id);
   // Whether a READDIRPLUS now leaves out the files' attributes (see lean_).
   bool Lean(Clock::time_point now);
   // A lookup in `parent` was answered from its listing.
@@ -1052,8 +1053,22 @@ void WorkspaceFs::LookedUpListed(fuse_ino_t parent) {
   lean_.full_until = now + kFullListingsFor;
 }
 
+void WorkspaceFs::DropSnapshot(uint64_t id) {
+  std::lock_guard lock(snapshots_mu_);
+  auto it = snapshots_.find(id);
+  if (it == snapshots_.end()) return;
+  snapshot_entries_ -= it->second->size();
+  snapshots_.erase(it);
+}
+
 void WorkspaceFs::ServeDir(fuse_req_t req, fuse_ino_t ino, uint64_t id, const Entries& entries,
                            size_t size, size_t index, bool plus) {
+  // Past the last entry: the reader is done (a read after the end finds
+  // the current listing, from the same index).
+  if (index >= entries.size()) {
+    DropSnapshot(id);
+    return (void)fuse_reply_buf(req, nullptr, 0);
+  }
   std::string buf(size, '\0');
   size_t used = 0;
   std::vector<fuse_ino_t> linked;
@@ -1108,7 +1123,9 @@ void WorkspaceFs::ReadDirCommon(fuse_req_t req, fuse_ino_t ino, size_t size, off
   const auto index = static_cast<size_t>(static_cast<uint64_t>(off) & kDirIndexMask);
   if (off != 0) {
     uint64_t id = static_cast<uint64_t>(off) >> kDirIndexBits;
-    if (auto entries = fs->Snapshot(id)) return fs->ServeDir(req, ino, id, *entries, size, index, plus);
+    if (auto entries = fs->Snapshot(id)) {
+      return fs->ServeDir(req, ino, id, *entries, size, index, plus);
+    }
   }
   // From the start (opendir, rewinddir), or on from a listing no longer
   // kept: the current listing.

@@ -186,8 +186,8 @@ Status DecodeRecord(CborReader& r, T& out, int depth) {
       // Inlined into Fields, the key comparisons become a switch; only the
       // matching member's DecodeField runs (a record of 16 fields had made
       // 256 calls).
-      auto decode = [&](uint64_t k, const char* name, auto& member,
-                        unsigned) __attribute__((always_inline)) {
+      auto decode = [&](uint64_t k, const char* name, auto& member, unsigned)
+          __attribute__((always_inline)) {
         int bit = index++;
         if (matched || k != key->u) return;
         matched = true;
@@ -200,7 +200,8 @@ Status DecodeRecord(CborReader& r, T& out, int depth) {
   }
   int index = 0;
   Status missing;
-  auto check = [&](uint64_t, const char* name, auto&, unsigned flags) __attribute__((always_inline)) {
+  auto check = [&](uint64_t, const char* name, auto&, unsigned flags)
+      __attribute__((always_inline)) {
     int bit = index++;
     if (missing && (flags & kRequired) && !(seen & (uint64_t{1} << bit))) {
       missing = Error(std::string("missing required field '") + name + "'");

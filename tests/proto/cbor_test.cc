@@ -160,8 +160,8 @@ TEST_CASE("every integer and string header decodes as libcbor decodes it", "[pro
 // width's limits it must write the bytes libcbor's encoders write.
 TEST_CASE("every header CborWriter writes is the one libcbor's encoders write", "[proto]") {
   std::vector<uint64_t> values;
-  for (uint64_t limit : {uint64_t{0}, uint64_t{23}, uint64_t{0xff}, uint64_t{0xffff},
-                         uint64_t{0xffffffff}}) {
+  for (uint64_t limit :
+       {uint64_t{0}, uint64_t{23}, uint64_t{0xff}, uint64_t{0xffff}, uint64_t{0xffffffff}}) {
     for (uint64_t d = 0; d < 3; ++d) {
       values.push_back(limit - std::min(limit, d));
       values.push_back(limit + d);
