@@ -359,7 +359,7 @@ void FuseSession::NotifierMain() {
       }
       if (rc == -ENOSYS) rc = 0;
     } else if (item.name.empty()) {
-      rc = fuse_lowlevel_notify_inval_inode(se_, item.ino, item.pages ? 0 : -1, 0);
+      rc = fuse_lowlevel_notify_inval_inode(se_, item.ino, -1, 0);
     } else {
       rc = fuse_lowlevel_notify_inval_entry(se_, item.ino, item.name.c_str(),
                                             item.name.size());
@@ -389,18 +389,6 @@ void FuseSession::InvalidateEntry(fuse_ino_t parent, std::string name) {
 
 void FuseSession::InvalidateAttributes(fuse_ino_t ino) {
   InvalidateEntry(ino, std::string());
-}
-
-void FuseSession::InvalidateListing(fuse_ino_t ino) {
-  {
-    std::lock_guard lock(notify_mu_);
-    if (notifier_stop_) return;
-    Invalidation item;
-    item.ino = ino;
-    item.pages = true;
-    queue_.push_back(std::move(item));
-  }
-  notify_cv_.notify_one();
 }
 
 void FuseSession::ExpireEntry(fuse_ino_t parent, std::string name, bool or_invalidate) {

@@ -95,8 +95,6 @@ class FuseSession {
   // after its entry timeout) or "forget the attributes of ino".
   void InvalidateEntry(fuse_ino_t parent, std::string name);
   void InvalidateAttributes(fuse_ino_t ino);
-  // Queue "forget the attributes and the cached entries of directory ino".
-  void InvalidateListing(fuse_ino_t ino);
   // Queue "the dentry parent/name must be looked up again before its next
   // use", which unlike InvalidateEntry leaves it in place when the lookup
   // finds the same node (a directory that is some process's cwd stays
@@ -134,7 +132,6 @@ class FuseSession {
     std::function<void()> then;  // set: a marker, run in turn
     bool expire = false;         // ExpireEntry
     bool or_invalidate = false;
-    bool pages = false;  // with no name: the cached pages too
   };
 
   explicit FuseSession(SessionOptions options);
