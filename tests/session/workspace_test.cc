@@ -236,6 +236,7 @@ void ListingCorrectsMissing(As as) {
       {"-w", dir});
   CHECK(r.err == "");
   CHECK(r.out == "False\nmade\n['new', 'old']\nTrue x\nwithin 5 s\n40 820\n");
+  CHECK(r.Status() == "exit 0");
 }
 SESSION_TEST_CASE("a listing shows the kernel a file it had as missing, and ls -l sees every file",
                   ListingCorrectsMissing)
