@@ -85,12 +85,8 @@ class WorkspaceFs {
       : o_(std::move(options)),
         log_(o_.logger ? o_.logger : spdlog::default_logger()),
         nodes_(o_.remote_root),
-        // Only with every namespace passed does a listing need to tell
-        // which files have no xattrs: ls -l asks each file for its SELinux
-        // label and ACL. Otherwise those are answered here, and a file's
-        // no_xattrs still comes with its OPEN (cp -a asks flistxattr).
-        listings_(o_.backend, std::min(kListingTtl, o_.attr_timeout),
-                  o_.xattrs == XattrNamespaces::kAll) {}
+        list_xattrs_(o_.xattrs == XattrNamespaces::kAll),
+        listings_(o_.backend, std::min(kListingTtl, o_.attr_timeout), list_xattrs_) {}
   WorkspaceFs(const WorkspaceFs&) = delete;
   WorkspaceFs& operator=(const WorkspaceFs&) = delete;
 
@@ -185,6 +181,8 @@ class WorkspaceFs {
   // Its reader is at the end: the snapshot goes (no longer sharing the
   // listing, which the cache would otherwise copy before each change).
   void DropSnapshot(uint64_t id);
+  using Snapshots = std::map<uint64_t, std::shared_ptr<const Entries>>;  // by id
+  void EraseSnapshotLocked(Snapshots::iterator it);
   // Whether a READDIRPLUS now leaves out the files' attributes (see lean_).
   bool Lean(Clock::time_point now);
   // A lookup in `parent` was answered from its listing.
@@ -248,6 +246,12 @@ class WorkspaceFs {
   const WorkspaceOptions o_;
   std::shared_ptr<spdlog::logger> log_;
   NodeTable nodes_;
+  // Whether listings (LISTDIR, READDIR) ask for each entry's no_xattrs.
+  // Only with every namespace passed does that spare anything: ls -l asks
+  // each file for its SELinux label and ACL. Otherwise those are answered
+  // here, and a file's no_xattrs still comes with its OPEN (cp -a asks
+  // flistxattr).
+  const bool list_xattrs_;
   ListingCache listings_;
   std::atomic<FuseSession*> session_{nullptr};
   // READDIRPLUS gives the kernel an inode per entry, whose making is most of
@@ -265,7 +269,7 @@ class WorkspaceFs {
   } lean_;
   // Listings being read, by snapshot id (oldest first). Leaf lock.
   std::mutex snapshots_mu_;
-  std::map<uint64_t, std::shared_ptr<const Entries>> snapshots_;
+  Snapshots snapshots_;
   size_t snapshot_entries_ = 0;
   uint64_t next_snapshot_ = 1;
   // By remote file handle. Leaf lock.
@@ -980,8 +984,7 @@ void WorkspaceFs::ListWhole(const std::string& path, ListingCache::Done done) {
 void WorkspaceFs::FetchPages(uint64_t fh, uint64_t cookie, std::shared_ptr<Entries> got,
                              ListingCache::Done done) {
   CallOr(
-      proto::FsReaddirRequest{fh, cookie, proto::kFsMaxReaddirBytes,
-                              o_.xattrs == XattrNamespaces::kAll},
+      proto::FsReaddirRequest{fh, cookie, proto::kFsMaxReaddirBytes, list_xattrs_},
       [this, fh, got, done](proto::FsReaddirReply rd) mutable {
         bool more = !rd.eof && !rd.entries.empty();
         uint64_t next = rd.entries.empty() ? 0 : rd.entries.back().offset;
@@ -998,22 +1001,26 @@ void WorkspaceFs::FetchPages(uint64_t fh, uint64_t cookie, std::shared_ptr<Entri
 
 uint64_t WorkspaceFs::KeepSnapshot(std::shared_ptr<const Entries> entries) {
   std::lock_guard lock(snapshots_mu_);
-  uint64_t id = next_snapshot_;
-  next_snapshot_ = next_snapshot_ + 1 < kDirSnapshotIds ? next_snapshot_ + 1 : 1;
-  snapshot_entries_ += entries->size();
-  if (auto [it, added] = snapshots_.insert_or_assign(id, std::move(entries)); !added) {
-    snapshot_entries_ -= it->second->size();  // ids wrapped: the old one goes
+  if (next_snapshot_ == kDirSnapshotIds) {
+    // The ids start over: readers of the old ones go on from the current
+    // listing, as for any snapshot no longer kept.
+    while (!snapshots_.empty()) EraseSnapshotLocked(snapshots_.begin());
+    next_snapshot_ = 1;
   }
-  // Drop the oldest (the ids wrap: the oldest follow the newest).
-  auto oldest = snapshots_.upper_bound(id);
+  uint64_t id = next_snapshot_++;
+  snapshot_entries_ += entries->size();
+  snapshots_.emplace(id, std::move(entries));
+  // The oldest go first; the one just kept stays.
   while (snapshots_.size() > 1 &&
          (snapshots_.size() > kDirSnapshots || snapshot_entries_ > kDirSnapshotEntries)) {
-    if (oldest == snapshots_.end()) oldest = snapshots_.begin();
-    if (oldest->first == id) break;
-    snapshot_entries_ -= oldest->second->size();
-    oldest = snapshots_.erase(oldest);
+    EraseSnapshotLocked(snapshots_.begin());
   }
   return id;
+}
+
+void WorkspaceFs::EraseSnapshotLocked(Snapshots::iterator it) {
+  snapshot_entries_ -= it->second->size();
+  snapshots_.erase(it);
 }
 
 std::shared_ptr<const Entries> WorkspaceFs::Snapshot(uint64_t id) {
@@ -1042,10 +1049,7 @@ void WorkspaceFs::LookedUpListed(fuse_ino_t parent) {
 
 void WorkspaceFs::DropSnapshot(uint64_t id) {
   std::lock_guard lock(snapshots_mu_);
-  auto it = snapshots_.find(id);
-  if (it == snapshots_.end()) return;
-  snapshot_entries_ -= it->second->size();
-  snapshots_.erase(it);
+  if (auto it = snapshots_.find(id); it != snapshots_.end()) EraseSnapshotLocked(it);
 }
 
 void WorkspaceFs::ServeDir(fuse_req_t req, fuse_ino_t ino, uint64_t id, const Entries& entries,
