@@ -8,7 +8,7 @@
 namespace mproxy::proto {
 namespace {
 
-// Each libcbor encoder writes at most 9 bytes of header.
+// An item's initial byte and at most 8 bytes of argument.
 constexpr size_t kMaxHeader = 9;
 
 // Streaming-decoder callbacks: each fills the CborItem behind `ctx`.
@@ -118,12 +118,14 @@ void CborWriter::Head(unsigned major, uint64_t v) {
     b[0] = static_cast<unsigned char>(m | v);
     n = 1;
   } else {
-    int bytes = v <= 0xff ? 1 : v <= 0xffff ? 2 : v <= 0xffffffff ? 4 : 8;
-    b[0] = static_cast<unsigned char>(m | (bytes == 1 ? 24 : bytes == 2 ? 25 : bytes == 4 ? 26 : 27));
-    for (int i = 0; i < bytes; ++i) {
+    // Additional info 24 + k: 2^k bytes follow (the reader's Next inverts it).
+    const unsigned k = v <= 0xff ? 0 : v <= 0xffff ? 1 : v <= 0xffffffff ? 2 : 3;
+    const size_t bytes = size_t{1} << k;
+    b[0] = static_cast<unsigned char>(m | (24 + k));
+    for (size_t i = 0; i < bytes; ++i) {
       b[1 + i] = static_cast<unsigned char>(v >> (8 * (bytes - 1 - i)));
     }
-    n = 1 + static_cast<size_t>(bytes);
+    n = 1 + bytes;
   }
   out_->append(reinterpret_cast<const char*>(b), n);
 }
