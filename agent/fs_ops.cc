@@ -208,14 +208,15 @@ Result<proto::FsReaddirReply> ReadEntries(DIR* dir, uint32_t max_bytes, bool xat
     struct stat st {};
     if (fstatat(dirfd(dir), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
       entry.attr = AttrFromStat(st);
-      // listxattrat where there is one: a walk through /proc per entry
-      // was a third of the agent's time listing a directory.
-      if (!xattrs) {
-        // no_xattrs stays false: unknown
-      } else if (auto n = ListXattrAt(dirfd(dir), e->d_name)) {
-        entry.attr->no_xattrs = NoNames(*n);
-      } else {
-        entry.attr->no_xattrs = NoXattrs((proc_dir + e->d_name).c_str());
+      // Not asked, no_xattrs stays false (unknown). listxattrat where there
+      // is one: a walk through /proc per entry was a third of the agent's
+      // time listing a directory.
+      if (xattrs) {
+        if (auto n = ListXattrAt(dirfd(dir), e->d_name)) {
+          entry.attr->no_xattrs = NoNames(*n);
+        } else {
+          entry.attr->no_xattrs = NoXattrs((proc_dir + e->d_name).c_str());
+        }
       }
       entry.ino = st.st_ino;
       entry.type = st.st_mode & S_IFMT;

@@ -55,7 +55,7 @@ void FsClient::SubmitLater(proto::FsOpRequest request, Done done) {
 void FsClient::Queue(Pending p, bool urgent) {
   // The loop itself (which serves the workspace's FUSE requests) sends at
   // once, without waking itself through the eventfd.
-  const bool on_loop = std::this_thread::get_id() == loop_thread_;
+  const bool on_loop = OnLoop();
   bool wake = false;
   {
     std::unique_lock lock(mu_);
@@ -83,7 +83,7 @@ void FsClient::SendNow() {
     if (closed_ || queue_.empty()) return;
     urgent_ = true;
   }
-  if (std::this_thread::get_id() == loop_thread_) return SendQueued(false);
+  if (OnLoop()) return SendQueued(false);
   wake_.Wake();
 }
 

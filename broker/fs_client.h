@@ -67,6 +67,7 @@ class FsClient : public fuse::FsBackend {
 
   uv_loop_t* loop_;
   std::thread::id loop_thread_;  // the constructor's
+  bool OnLoop() const { return std::this_thread::get_id() == loop_thread_; }
   AgentLink* link_;
   uint64_t generation_ = 0;  // links replaced so far
   std::shared_ptr<spdlog::logger> log_;
